@@ -1,0 +1,360 @@
+// Training kernels for the WebAssembly backend.
+//
+// tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter kernel at all, and its
+// Conv2DBackpropInput and transposed/batched BatchMatMul are naive C++ loops that
+// run 10x slower than XNNPACK. Every kernel here is rewritten in terms of the
+// backend's fast kernels (XNNPACK Conv2D, the un-transposed single-batch matmul)
+// plus cheap data movement (Transpose, Reverse, PadV2, Slice):
+//
+// - Conv2DBackpropInput: a forward conv of dy (dilated with zeros when strided)
+//   with the spatially flipped, in/out-swapped filter; 1x1 stride 1 is a matmul.
+// - Conv2DBackpropFilter: the "conv trick", a forward conv over the transposed
+//   input ([Ci,H,W,N]) with the transposed gradient ([OH,OW,N,Co]) as filter,
+//   dilated by the stride; 1x1 stride 1 is a matmul.
+// - BatchMatMul: explicit transposes, then the single-batch XNNPACK matmul
+//   (folding a's batch into rows when b is shared, or one call per batch).
+//
+// Intermediates are backend-level TensorInfos created by calling other wasm kernels
+// directly; each is released with backend.disposeData so nothing leaks.
+import * as tf from '../tf';
+
+type TensorInfo = tf.TensorInfo;
+type Shape4 = [number, number, number, number];
+type ExplicitPad = [[number, number], [number, number], [number, number], [number, number]];
+
+/** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
+interface WasmBackendLike {
+  disposeData(dataId: tf.DataId, force?: boolean): boolean;
+}
+
+const WASM = 'wasm';
+const CONV2D = 'Conv2D';
+const CONV2D_BACKPROP_INPUT = 'Conv2DBackpropInput';
+const CONV2D_BACKPROP_FILTER = 'Conv2DBackpropFilter';
+const BATCH_MAT_MUL = 'BatchMatMul';
+
+/** wasm kernels as registered before ours replaced them (used for the plain matmul and fallbacks). */
+const originals = new Map<string, tf.KernelConfig>();
+/** Kernel functions defined here, to recognise our own registrations (idempotence). */
+const ours = new Set<tf.KernelFunc>();
+
+/** The kernel to delegate to: the original wasm one if we replaced it, else whatever is registered. */
+function wasmKernel(name: string): tf.KernelConfig {
+  const config = originals.get(name) ?? tf.getKernel(name, WASM);
+  if (!config) throw new Error(`wasm-kernels: the wasm backend has no '${name}' kernel, which these kernels need`);
+  return config;
+}
+
+/**
+ * Runs wasm kernels on behalf of one of our kernels and frees every intermediate
+ * except the result it finally returns (also on error).
+ */
+class Scratch {
+  private readonly made: TensorInfo[] = [];
+
+  constructor(readonly backend: WasmBackendLike) {}
+
+  run(name: string, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}): TensorInfo {
+    const out = wasmKernel(name).kernelFunc({ inputs, backend: this.backend, attrs });
+    if (Array.isArray(out)) throw new Error(`wasm-kernels: kernel '${name}' returned ${out.length} outputs, expected one`);
+    this.made.push(out);
+    return out;
+  }
+
+  reshape(x: TensorInfo, shape: number[]): TensorInfo {
+    return this.run('Reshape', { x }, { shape });
+  }
+
+  transpose(x: TensorInfo, perm: number[]): TensorInfo {
+    return this.run('Transpose', { x }, { perm });
+  }
+
+  /** Plain (un-transposed) matmul of [B,M,K] x [B,K,N]; single-batch calls reach XNNPACK. */
+  matmul(a: TensorInfo, b: TensorInfo): TensorInfo {
+    return this.run(BATCH_MAT_MUL, { a, b }, { transposeA: false, transposeB: false });
+  }
+
+  conv(x: TensorInfo, filter: TensorInfo, pad: ExplicitPad, dilations: [number, number] = [1, 1]): TensorInfo {
+    return this.run(CONV2D, { x, filter }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations });
+  }
+
+  slice(x: TensorInfo, begin: number[], size: number[]): TensorInfo {
+    return this.run('Slice', { x }, { begin, size });
+  }
+
+  release(keep?: TensorInfo): void {
+    for (const t of this.made) if (t !== keep) this.backend.disposeData(t.dataId);
+    this.made.length = 0;
+  }
+}
+
+function withScratch(backend: unknown, body: (s: Scratch) => TensorInfo): TensorInfo {
+  const s = new Scratch(backend as WasmBackendLike);
+  let result: TensorInfo | undefined;
+  try {
+    result = body(s);
+    return result;
+  } finally {
+    s.release(result);
+  }
+}
+
+function size(shape: readonly number[]): number {
+  return shape.reduce((p, d) => p * d, 1);
+}
+
+function pair(v: number | [number, number]): [number, number] {
+  return typeof v === 'number' ? [v, v] : v;
+}
+
+/** Geometry of a 2-D convolution in NHWC, as tfjs computes it (padding, output size). */
+function convGeometry(
+  xShape: Shape4, filterShape: Shape4, strides: number | [number, number], pad: unknown, roundingMode: unknown,
+): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    xShape, filterShape, strides, 1, pad as 'same', roundingMode as 'floor' | undefined, false, 'channelsLast',
+  );
+}
+
+function isPointwise(info: tf.backend_util.Conv2DInfo): boolean {
+  const p = info.padInfo;
+  return info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 && info.strideWidth === 1 &&
+    p.top === 0 && p.bottom === 0 && p.left === 0 && p.right === 0;
+}
+
+/**
+ * Inserts (stride-1) zeros after every row and column of `x` [N,H,W,C]:
+ * [N,H*sh,W*sw,C], with x[n,i,j] at (i*sh, j*sw). Done as a pad of a 6-D view.
+ */
+function dilate(s: Scratch, x: TensorInfo, sh: number, sw: number): TensorInfo {
+  if (sh === 1 && sw === 1) return x;
+  const [n, h, w, c] = x.shape;
+  const six = s.reshape(x, [n, h, 1, w, 1, c]);
+  const padded = s.run('PadV2', { x: six }, {
+    paddings: [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]], constantValue: 0,
+  });
+  return s.reshape(padded, [n, h * sh, w * sw, c]);
+}
+
+/**
+ * Crops rows/columns off the bottom/right of `x` [N,H,W,C] where a padding came
+ * out negative (those rows never reach the output), so a conv can take the rest.
+ */
+function cropForPad(s: Scratch, x: TensorInfo, padBottom: number, padRight: number): TensorInfo {
+  if (padBottom >= 0 && padRight >= 0) return x;
+  const [n, h, w, c] = x.shape;
+  return s.slice(x, [0, 0, 0, 0], [n, h + Math.min(padBottom, 0), w + Math.min(padRight, 0), c]);
+}
+
+// ---------------------------------------------------------------------------
+// Conv2DBackpropInput
+
+/** dx of a 1x1 stride-1 conv: dy [M,Co] x filter^T [Co,Ci]. */
+function pointwiseInputGrad(s: Scratch, dy: TensorInfo, filter: TensorInfo, inShape: number[]): TensorInfo {
+  const [ci, co] = [filter.shape[2], filter.shape[3]];
+  const dy3 = s.reshape(dy, [1, size(dy.shape) / co, co]);
+  const wT = s.transpose(s.reshape(filter, [1, ci, co]), [0, 2, 1]);
+  return s.reshape(s.matmul(dy3, wT), inShape);
+}
+
+/**
+ * dx as a stride-1 forward conv: dx[h] = sum_k dyDilated[h + top - k] W[k]
+ * = conv(dyDilated padded by (KH-1-top), flip(W)) with in/out channels swapped.
+ */
+function convInputGrad(s: Scratch, dy: TensorInfo, filter: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { filterHeight: kh, filterWidth: kw, inHeight, inWidth, strideHeight: sh, strideWidth: sw } = info;
+  const flipped = s.transpose(s.run('Reverse', { x: filter }, { dims: [0, 1] }), [0, 1, 3, 2]);
+  let dyd = dilate(s, dy, sh, sw);
+  const top = kh - 1 - info.padInfo.top;
+  const left = kw - 1 - info.padInfo.left;
+  // The dilated dy carries (stride-1) trailing zeros; whatever is left to reach
+  // the input size (possibly negative: rows that reach no input) goes at the end.
+  const bottom = inHeight + kh - 1 - top - dyd.shape[1];
+  const right = inWidth + kw - 1 - left - dyd.shape[2];
+  dyd = cropForPad(s, dyd, bottom, right);
+  return s.conv(dyd, flipped, [[0, 0], [top, Math.max(bottom, 0)], [left, Math.max(right, 0)], [0, 0]]);
+}
+
+function conv2DBackpropInput(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const a = attrs as unknown as tf.Conv2DBackpropInputAttrs;
+  const nchw = a.dataFormat === 'NCHW';
+  const info = convGeometry(
+    nchw ? [a.inputShape[0], a.inputShape[2], a.inputShape[3], a.inputShape[1]] : a.inputShape as Shape4,
+    filter.shape as Shape4, a.strides, a.pad, a.dimRoundingMode,
+  );
+  // A padding larger than the filter (explicit pads only) leaves no valid flipped conv.
+  const exotic = info.padInfo.top > info.filterHeight - 1 || info.padInfo.left > info.filterWidth - 1;
+  if (nchw || exotic || dy.dtype !== 'float32') {
+    return wasmKernel(CONV2D_BACKPROP_INPUT).kernelFunc(args) as TensorInfo;
+  }
+  return withScratch(backend, (s) => isPointwise(info)
+    ? pointwiseInputGrad(s, dy, filter, a.inputShape)
+    : convInputGrad(s, dy, filter, info));
+}
+
+// ---------------------------------------------------------------------------
+// Conv2DBackpropFilter
+
+/** dW of a 1x1 stride-1 conv: x^T dy, transposing whichever of x, dy is smaller. */
+function pointwiseFilterGrad(s: Scratch, x: TensorInfo, dy: TensorInfo, filterShape: number[]): TensorInfo {
+  const ci = x.shape[3];
+  const co = dy.shape[3];
+  const m = size(x.shape) / ci;
+  const x3 = s.reshape(x, [1, m, ci]);
+  const dy3 = s.reshape(dy, [1, m, co]);
+  if (co <= ci) {
+    // (dy^T x)^T: the big transpose is of dy, the final one is Ci*Co.
+    const dwT = s.matmul(s.transpose(dy3, [0, 2, 1]), x3);
+    return s.reshape(s.transpose(dwT, [0, 2, 1]), filterShape);
+  }
+  return s.reshape(s.matmul(s.transpose(x3, [0, 2, 1]), dy3), filterShape);
+}
+
+/**
+ * dW[kh,kw,ci,co] = sum_{n,oh,ow} x[n, oh*s+kh-top, ow*s+kw-left, ci] dy[n,oh,ow,co]
+ * is a stride-1 conv of x^T [Ci,H,W,N] with dy^T [OH,OW,N,Co] dilated by s: its
+ * output [Ci,KH,KW,Co] is dW up to a transpose.
+ */
+function convFilterGrad(s: Scratch, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { filterHeight: kh, filterWidth: kw, inHeight, inWidth, outHeight, outWidth, strideHeight: sh, strideWidth: sw } = info;
+  const top = info.padInfo.top;
+  const left = info.padInfo.left;
+  const bottom = kh + (outHeight - 1) * sh - top - inHeight;
+  const right = kw + (outWidth - 1) * sw - left - inWidth;
+  const xc = cropForPad(s, x, bottom, right);
+  const xT = s.transpose(xc, [3, 1, 2, 0]);
+  const dyT = s.transpose(dy, [1, 2, 0, 3]);
+  const out = s.conv(xT, dyT, [[0, 0], [top, Math.max(bottom, 0)], [left, Math.max(right, 0)], [0, 0]], [sh, sw]);
+  return s.transpose(out, [1, 2, 0, 3]);
+}
+
+function conv2DBackpropFilter(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32') {
+    throw new Error(`wasm Conv2DBackpropFilter: x and dy must be float32, got ${x.dtype} and ${dy.dtype}`);
+  }
+  return withScratch(backend, (s) => {
+    const nchw = a.dataFormat === 'NCHW';
+    const xs = nchw ? s.transpose(x, [0, 2, 3, 1]) : x;
+    const dys = nchw ? s.transpose(dy, [0, 2, 3, 1]) : dy;
+    const info = convGeometry(xs.shape as Shape4, a.filterShape as Shape4, a.strides, a.pad, a.dimRoundingMode);
+    if (dys.shape[1] !== info.outHeight || dys.shape[2] !== info.outWidth || dys.shape[3] !== info.outChannels) {
+      throw new Error(
+        `wasm Conv2DBackpropFilter: dy has shape [${dy.shape}], expected [${info.outShape}] for x [${x.shape}] ` +
+          `and filter [${a.filterShape}]`,
+      );
+    }
+    return isPointwise(info) ? pointwiseFilterGrad(s, xs, dys, a.filterShape) : convFilterGrad(s, xs, dys, info);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// BatchMatMul
+
+/** Per-batch products at least this large (multiply-adds) go to XNNPACK one by one. */
+const SPLIT_MIN_MACS = 1 << 17;
+
+/** Index of batch `i` of an output with outer shape `outDims` in an input with outer shape `dims` (broadcast). */
+function broadcastIndex(i: number, outDims: number[], dims: number[]): number {
+  let index = 0;
+  let stride = 1;
+  for (let d = outDims.length - 1, e = dims.length - 1; d >= 0; d--, e--) {
+    const coord = Math.floor(i / size(outDims.slice(d + 1))) % outDims[d];
+    if (e >= 0) {
+      if (dims[e] !== 1) index += coord * stride;
+      stride *= dims[e];
+    }
+  }
+  return index;
+}
+
+function batchMatMul(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
+  const { transposeA, transposeB } = attrs as unknown as tf.BatchMatMulAttrs;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return wasmKernel(BATCH_MAT_MUL).kernelFunc(args) as TensorInfo;
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const aDims = a.shape.slice(0, -2);
+  const bDims = b.shape.slice(0, -2);
+  const outDims = tf.broadcast_util.assertAndGetBroadcastShape(aDims, bDims);
+  const [m, k] = transposeA ? [a.shape[ra - 1], a.shape[ra - 2]] : [a.shape[ra - 2], a.shape[ra - 1]];
+  const [kb, n] = transposeB ? [b.shape[rb - 1], b.shape[rb - 2]] : [b.shape[rb - 2], b.shape[rb - 1]];
+  if (k !== kb) {
+    throw new Error(
+      `matMul: inner dimensions differ: a [${a.shape}] (transposeA=${transposeA}) has ${k}, ` +
+        `b [${b.shape}] (transposeB=${transposeB}) has ${kb}`,
+    );
+  }
+  const aBatch = size(aDims);
+  const bBatch = size(bDims);
+  const outBatch = size(outDims);
+  const outShape = [...outDims, m, n];
+  return withScratch(backend, (s) => {
+    const a3 = s.reshape(a, [aBatch, a.shape[ra - 2], a.shape[ra - 1]]);
+    const b3 = s.reshape(b, [bBatch, b.shape[rb - 2], b.shape[rb - 1]]);
+    const aN = transposeA ? s.transpose(a3, [0, 2, 1]) : a3;
+    const bN = transposeB ? s.transpose(b3, [0, 2, 1]) : b3;
+    if (bBatch === 1) {
+      // One shared b: all of a's rows go through one XNNPACK call.
+      return s.reshape(s.matmul(s.reshape(aN, [1, aBatch * m, k]), bN), outShape);
+    }
+    if (aBatch === bBatch && m * n * k < SPLIT_MIN_MACS) {
+      return s.reshape(s.matmul(aN, bN), outShape);
+    }
+    const parts: TensorInfo[] = [];
+    for (let i = 0; i < outBatch; i++) {
+      const ai = aBatch === 1 ? aN : s.slice(aN, [broadcastIndex(i, outDims, aDims), 0, 0], [1, m, k]);
+      const bi = s.slice(bN, [broadcastIndex(i, outDims, bDims), 0, 0], [1, k, n]);
+      parts.push(s.matmul(ai, bi));
+    }
+    const joined = parts.length === 1 ? parts[0] : s.run('Concat', parts as unknown as tf.NamedTensorInfoMap, { axis: 0 });
+    return s.reshape(joined, outShape);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Registration
+
+const replacements: Array<{ kernelName: string; kernelFunc: tf.KernelFunc }> = [
+  { kernelName: CONV2D_BACKPROP_INPUT, kernelFunc: conv2DBackpropInput as unknown as tf.KernelFunc },
+  { kernelName: CONV2D_BACKPROP_FILTER, kernelFunc: conv2DBackpropFilter as unknown as tf.KernelFunc },
+  { kernelName: BATCH_MAT_MUL, kernelFunc: batchMatMul as unknown as tf.KernelFunc },
+];
+for (const r of replacements) ours.add(r.kernelFunc);
+
+/**
+ * Registers the kernels above for 'wasm', replacing the backend's own. Idempotent:
+ * a second call re-registers ours without losing the originals they delegate to.
+ */
+export function registerWasmGradientKernels(): void {
+  for (const { kernelName, kernelFunc } of replacements) {
+    const existing = tf.getKernel(kernelName, WASM);
+    if (existing && !ours.has(existing.kernelFunc) && !originals.has(kernelName)) originals.set(kernelName, existing);
+    if (existing) tf.unregisterKernel(kernelName, WASM);
+    const original = originals.get(kernelName);
+    tf.registerKernel({
+      kernelName,
+      backendName: WASM,
+      kernelFunc,
+      // The originals we delegate to bind their wasm functions in setupFunc.
+      setupFunc: original?.setupFunc,
+      disposeFunc: original?.disposeFunc,
+    });
+  }
+}
+
+/** Puts the wasm backend's own kernels back (for benchmarks and tests that compare). */
+export function unregisterWasmGradientKernels(): void {
+  for (const { kernelName } of replacements) {
+    const existing = tf.getKernel(kernelName, WASM);
+    if (!existing || !ours.has(existing.kernelFunc)) continue;
+    tf.unregisterKernel(kernelName, WASM);
+    const original = originals.get(kernelName);
+    if (original) tf.registerKernel(original);
+  }
+}

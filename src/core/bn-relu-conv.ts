@@ -1,0 +1,108 @@
+// The arithmetic of one BN-ReLU-Conv unit, forward and hand-written backward.
+// Written as plain tensor functions (no tape) so a dense layer can run them inside
+// tf.customGrad, either keeping the intermediates (naive mode) or recomputing them
+// in the backward pass (memory-efficient mode). BatchNorm is folded into one
+// per-channel scale and shift, which keeps every op a broadcast over channels
+// (tfjs's own BN gradient spends most of its time tiling).
+import * as tf from '../tf';
+
+export interface BatchNormWeights {
+  gamma: tf.Tensor1D;
+  beta: tf.Tensor1D;
+}
+
+export interface ConvWeights {
+  kernel: tf.Tensor4D;
+  bias?: tf.Tensor1D;
+}
+
+/** Per-channel statistics a BN normalises with: batch statistics in training, moving ones in inference. */
+export interface ChannelStats {
+  mean: tf.Tensor1D;
+  invStd: tf.Tensor1D;
+}
+
+export interface UnitGrads {
+  dx: tf.Tensor4D;
+  dGamma: tf.Tensor1D;
+  dBeta: tf.Tensor1D;
+  dKernel: tf.Tensor4D;
+  dBias?: tf.Tensor1D;
+}
+
+const SPATIAL_AXES = [0, 1, 2];
+
+/** Batch mean and variance over N, H, W; variance is the biased one, as tfjs-layers' BatchNormalization uses. */
+export function batchMoments(x: tf.Tensor4D): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const mean = tf.mean(x, SPATIAL_AXES) as tf.Tensor1D;
+    const variance = tf.mean(tf.squaredDifference(x, mean), SPATIAL_AXES) as tf.Tensor1D;
+    return { mean, variance };
+  });
+}
+
+export function channelStats(mean: tf.Tensor1D, variance: tf.Tensor1D, epsilon: number): ChannelStats {
+  return { mean, invStd: tf.tidy(() => tf.rsqrt(tf.add(variance, epsilon)) as tf.Tensor1D) };
+}
+
+/** relu(gamma * (x - mean) * invStd + beta) as one multiply-add per element. */
+export function bnRelu(x: tf.Tensor4D, bn: BatchNormWeights, stats: ChannelStats): tf.Tensor4D {
+  return tf.tidy(() => {
+    const scale = tf.mul(bn.gamma, stats.invStd);
+    const shift = tf.sub(bn.beta, tf.mul(stats.mean, scale));
+    return tf.relu(tf.add(tf.mul(x, scale), shift)) as tf.Tensor4D;
+  });
+}
+
+export function conv(x: tf.Tensor4D, w: ConvWeights): tf.Tensor4D {
+  return tf.tidy(() => {
+    const y = tf.conv2d(x, w.kernel, 1, 'same');
+    return (w.bias ? tf.add(y, w.bias) : y) as tf.Tensor4D;
+  });
+}
+
+/** Gradients of conv(x) for the input and the weights; `x` is the conv's input. */
+export function convBackward(
+  x: tf.Tensor4D,
+  w: ConvWeights,
+  dy: tf.Tensor4D,
+): { dx: tf.Tensor4D; dKernel: tf.Tensor4D; dBias?: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const filterShape = w.kernel.shape;
+    const dx = tf.conv2dTranspose(dy, w.kernel, x.shape, 1, 'same');
+    const dKernel = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+      strides: [1, 1], pad: 'same', dataFormat: 'NHWC', filterShape,
+    }) as tf.Tensor4D;
+    const dBias = w.bias ? (tf.sum(dy, SPATIAL_AXES) as tf.Tensor1D) : undefined;
+    return dBias ? { dx, dKernel, dBias } : { dx, dKernel };
+  });
+}
+
+/**
+ * Backward of y = relu(BN_train(x)) given dy and r = relu output (for the mask).
+ * Batch statistics depend on x, so dx carries the two mean terms of the BN gradient.
+ */
+export function bnReluBackward(
+  x: tf.Tensor4D,
+  r: tf.Tensor4D,
+  bn: BatchNormWeights,
+  stats: ChannelStats,
+  dr: tf.Tensor4D,
+): { dx: tf.Tensor4D; dGamma: tf.Tensor1D; dBeta: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const [n, h, w] = x.shape;
+    const count = n * h * w;
+    const dy = tf.mul(dr, tf.step(r)) as tf.Tensor4D;
+    const sumDy = tf.sum(dy, SPATIAL_AXES) as tf.Tensor1D;
+    const sumDyX = tf.sum(tf.mul(dy, x), SPATIAL_AXES) as tf.Tensor1D;
+    // dGamma = sum(dy * xhat) with xhat = (x - mean) * invStd, expanded so xhat is never built.
+    const dGamma = tf.mul(stats.invStd, tf.sub(sumDyX, tf.mul(stats.mean, sumDy))) as tf.Tensor1D;
+    const scale = tf.mul(bn.gamma, stats.invStd);
+    // dx = scale * (dy - sumDy/M - xhat * dGamma/M) = scale*dy + a*x + c
+    const gOverM = tf.div(tf.mul(dGamma, stats.invStd), count);
+    const a = tf.neg(tf.mul(scale, gOverM));
+    const c = tf.mul(scale, tf.sub(tf.mul(stats.mean, gOverM), tf.div(sumDy, count)));
+    const dx = tf.add(tf.add(tf.mul(dy, scale), tf.mul(x, a)), c) as tf.Tensor4D;
+    return { dx, dGamma, dBeta: sumDy };
+  });
+}

@@ -1,0 +1,73 @@
+// Pieces shared by the DenseNet and FC-DenseNet builders.
+import * as tf from '../tf';
+import { DenseLayer } from '../layers/dense-layer';
+
+export type InputShape = [number, number, number];
+
+export interface BuildOptions {
+  name: string;
+  inputShape: InputShape;
+  numClasses: number;
+  memoryEfficient: boolean;
+}
+
+export interface DenseBlockSpec {
+  /** Layer-name prefix, e.g. `block2` -> `block2_layer1`. */
+  prefix: string;
+  layers: number;
+  growthRate: number;
+  bottleneckWidth: number;
+  useBias: boolean;
+  dropRate: number;
+  memoryEfficient: boolean;
+}
+
+/** Runs a dense block on `inputs` and returns the new feature maps of its layers, in order. */
+export function denseBlock(inputs: tf.SymbolicTensor[], spec: DenseBlockSpec): tf.SymbolicTensor[] {
+  const features = [...inputs];
+  const created: tf.SymbolicTensor[] = [];
+  for (let l = 1; l <= spec.layers; l++) {
+    const layer = new DenseLayer({
+      name: `${spec.prefix}_layer${l}`,
+      growthRate: spec.growthRate,
+      bottleneckWidth: spec.bottleneckWidth,
+      useBias: spec.useBias,
+      dropRate: spec.dropRate,
+      memoryEfficient: spec.memoryEfficient,
+    });
+    // tfjs keeps the array it is given, so hand it a copy that later pushes do not touch.
+    const out = layer.apply(features.length === 1 ? features[0] : [...features]) as tf.SymbolicTensor;
+    features.push(out);
+    created.push(out);
+  }
+  return created;
+}
+
+export function concat(name: string, parts: tf.SymbolicTensor[]): tf.SymbolicTensor {
+  return parts.length === 1 ? parts[0] : (tf.layers.concatenate({ name, axis: -1 }).apply(parts) as tf.SymbolicTensor);
+}
+
+export function batchNorm(name: string): tf.layers.Layer {
+  return tf.layers.batchNormalization({ name, axis: -1, epsilon: 1e-5, momentum: 0.9 });
+}
+
+export function relu(name: string): tf.layers.Layer {
+  return tf.layers.reLU({ name });
+}
+
+export function channels(t: tf.SymbolicTensor): number {
+  return t.shape[3] as number;
+}
+
+/** Throws a clear error when an input size cannot pass through the model. */
+export function checkInputShape(name: string, inputShape: InputShape, rule: { multipleOf?: number; min?: number }): void {
+  const [h, w, c] = inputShape;
+  const ok = (v: number) =>
+    Number.isInteger(v) && v > 0 && (rule.min === undefined || v >= rule.min) && (rule.multipleOf === undefined || v % rule.multipleOf === 0);
+  if (!ok(h) || !ok(w) || !Number.isInteger(c) || c < 1) {
+    const wanted = [rule.min !== undefined ? `at least ${rule.min}` : '', rule.multipleOf ? `divisible by ${rule.multipleOf}` : '']
+      .filter(Boolean)
+      .join(' and ');
+    throw new Error(`${name} cannot take input ${h}x${w}x${c}: height and width must be integers ${wanted}, channels at least 1`);
+  }
+}

@@ -1,0 +1,76 @@
+// Builder for the DenseNet family (Huang et al. 2017): the ImageNet models with a
+// 7x7/2 stem and four blocks, and the CIFAR models with a 3x3 stem and three.
+import * as tf from '../tf';
+import { BuildOptions, batchNorm, channels, checkInputShape, concat, denseBlock, relu } from './common';
+
+export interface DenseNetArch {
+  family: 'densenet';
+  growthRate: number;
+  blockLayers: number[];
+  stemChannels: number;
+  stem: 'imagenet' | 'cifar';
+  /** Bottleneck width as a multiple of the growth rate (4 in DenseNet-B); 0 means none. */
+  bottleneckFactor: number;
+  /** Transition compression theta: a transition keeps floor(theta * m) channels. */
+  compression: number;
+  dropRate: number;
+}
+
+/** Smallest input side that survives the stem and every transition. */
+export function minimumInputSide(arch: DenseNetArch): number {
+  const transitions = arch.blockLayers.length - 1;
+  return (arch.stem === 'imagenet' ? 4 : 1) * 2 ** transitions;
+}
+
+function stem(input: tf.SymbolicTensor, arch: DenseNetArch): tf.SymbolicTensor {
+  if (arch.stem === 'cifar') {
+    return tf.layers
+      .conv2d({ name: 'stem_conv', filters: arch.stemChannels, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: 'heNormal' })
+      .apply(input) as tf.SymbolicTensor;
+  }
+  // torch pads 3 (conv) and 1 (pool) on every side; tf's 'same' would pad unevenly.
+  let x = tf.layers.zeroPadding2d({ name: 'stem_pad', padding: 3 }).apply(input) as tf.SymbolicTensor;
+  x = tf.layers
+    .conv2d({ name: 'stem_conv', filters: arch.stemChannels, kernelSize: 7, strides: 2, padding: 'valid', useBias: false, kernelInitializer: 'heNormal' })
+    .apply(x) as tf.SymbolicTensor;
+  x = batchNorm('stem_norm').apply(x) as tf.SymbolicTensor;
+  x = relu('stem_relu').apply(x) as tf.SymbolicTensor;
+  // Zero padding equals torch's -inf padding here: the input is post-ReLU.
+  x = tf.layers.zeroPadding2d({ name: 'stem_pool_pad', padding: 1 }).apply(x) as tf.SymbolicTensor;
+  return tf.layers.maxPooling2d({ name: 'stem_pool', poolSize: 3, strides: 2, padding: 'valid' }).apply(x) as tf.SymbolicTensor;
+}
+
+function transition(x: tf.SymbolicTensor, t: number, compression: number): tf.SymbolicTensor {
+  const filters = Math.floor(channels(x) * compression);
+  let y = batchNorm(`transition${t}_norm`).apply(x) as tf.SymbolicTensor;
+  y = relu(`transition${t}_relu`).apply(y) as tf.SymbolicTensor;
+  y = tf.layers
+    .conv2d({ name: `transition${t}_conv`, filters, kernelSize: 1, useBias: false, kernelInitializer: 'heNormal' })
+    .apply(y) as tf.SymbolicTensor;
+  return tf.layers.averagePooling2d({ name: `transition${t}_pool`, poolSize: 2, strides: 2 }).apply(y) as tf.SymbolicTensor;
+}
+
+export function buildDenseNet(arch: DenseNetArch, options: BuildOptions): tf.LayersModel {
+  checkInputShape(options.name, options.inputShape, { min: minimumInputSide(arch) });
+  const input = tf.input({ shape: options.inputShape, name: 'image' });
+  let x = stem(input, arch);
+  arch.blockLayers.forEach((layers, i) => {
+    const b = i + 1;
+    const created = denseBlock([x], {
+      prefix: `block${b}`,
+      layers,
+      growthRate: arch.growthRate,
+      bottleneckWidth: arch.bottleneckFactor * arch.growthRate,
+      useBias: false,
+      dropRate: arch.dropRate,
+      memoryEfficient: options.memoryEfficient,
+    });
+    x = concat(`block${b}_concat`, [x, ...created]);
+    if (b < arch.blockLayers.length) x = transition(x, b, arch.compression);
+  });
+  x = batchNorm('final_norm').apply(x) as tf.SymbolicTensor;
+  x = relu('final_relu').apply(x) as tf.SymbolicTensor;
+  x = tf.layers.globalAveragePooling2d({ name: 'final_pool' }).apply(x) as tf.SymbolicTensor;
+  const logits = tf.layers.dense({ name: 'classifier', units: options.numClasses }).apply(x) as tf.SymbolicTensor;
+  return tf.model({ name: options.name, inputs: input, outputs: logits });
+}
