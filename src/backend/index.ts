@@ -121,6 +121,12 @@ export function choose(requested?: string, options: InitOptions = {}): BackendCa
 
 let active: BackendChoice | undefined;
 
+/** The cpu backend advertises tfjs-node on first use; the chosen backend is already logged once. */
+function silenceNodeAdvert(): void {
+  const cpu = tf.engine().registry['cpu'] as { firstUse?: boolean } | undefined;
+  if (cpu) cpu.firstUse = false;
+}
+
 /** Selects and activates a backend (see module comment). Safe to call more than once. */
 export async function init(requested?: string, options: InitOptions = {}): Promise<BackendChoice> {
   const c = choose(requested, options);
@@ -129,6 +135,7 @@ export async function init(requested?: string, options: InitOptions = {}): Promi
     throw new Error(`backend '${c.name}' failed to initialise`);
   }
   await tf.ready();
+  silenceNodeAdvert();
   await c.afterSet?.();
   active = { name: c.name, tfjsName: c.tfjsName, description: c.description };
   const log = options.log === undefined ? (line: string) => process.stderr.write(line + '\n') : options.log;

@@ -6,8 +6,10 @@
 // backend's fast kernels (XNNPACK Conv2D, the un-transposed single-batch matmul)
 // plus cheap data movement (Transpose, Reverse, PadV2, Slice):
 //
-// - Conv2DBackpropInput: a forward conv of dy (dilated with zeros when strided)
-//   with the spatially flipped, in/out-swapped filter; 1x1 stride 1 is a matmul.
+// - Conv2DBackpropInput: a forward conv of dy with the spatially flipped,
+//   in/out-swapped filter; strided convs split into stride^2 phases (each a
+//   stride-1 conv with every stride-th tap, interleaved), which equals dilating dy
+//   with zeros first but skips the zeros; 1x1 stride 1 is a matmul.
 // - Conv2DBackpropFilter: the "conv trick", a forward conv over the transposed
 //   input ([Ci,H,W,N]) with the transposed gradient ([OH,OW,N,Co]) as filter,
 //   dilated by the stride; 1x1 stride 1 is a matmul.
@@ -25,6 +27,8 @@ type ExplicitPad = [[number, number], [number, number], [number, number], [numbe
 /** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
 interface WasmBackendLike {
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): Float32Array;
 }
 
 const WASM = 'wasm';
@@ -78,8 +82,46 @@ class Scratch {
     return this.run(CONV2D, { x, filter }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations });
   }
 
+  /**
+   * x[begin : begin+size] copied through heap views (wasm's own Slice first copies
+   * all of x into JS, which makes slicing a big tensor in pieces quadratic).
+   */
   slice(x: TensorInfo, begin: number[], size: number[]): TensorInfo {
-    return this.run('Slice', { x }, { begin, size });
+    const rank = x.shape.length;
+    const out = this.output(size);
+    const src = this.view(x);
+    const dst = this.view(out);
+    const strides = x.shape.map((_, i) => product(x.shape.slice(i + 1)));
+    // Trailing dims taken whole merge into one contiguous run with the dim before them.
+    let d = rank - 1;
+    while (d > 0 && size[d] === x.shape[d]) d--;
+    const run = size[d] * strides[d];
+    const outer = product(size.slice(0, d));
+    const index = new Array<number>(d).fill(0);
+    for (let r = 0; r < outer; r++) {
+      let from = begin[d] * strides[d];
+      for (let j = 0; j < d; j++) from += (begin[j] + index[j]) * strides[j];
+      dst.set(src.subarray(from, from + run), r * run);
+      for (let j = d - 1; j >= 0 && ++index[j] === size[j]; j--) index[j] = 0;
+    }
+    return out;
+  }
+
+  /** Rows [start, start+count) of a matrix [K, ...], as [count, ...]. */
+  rows(x: TensorInfo, start: number, count: number): TensorInfo {
+    return this.slice(x, [start, ...x.shape.slice(1).map(() => 0)], [count, ...x.shape.slice(1)]);
+  }
+
+  /** A new uninitialised float32 tensor. */
+  output(shape: number[]): TensorInfo {
+    const out = this.backend.makeOutput(shape, 'float32');
+    this.made.push(out);
+    return out;
+  }
+
+  /** Float32 view of a tensor in the wasm heap; invalid after the next allocation. */
+  view(t: TensorInfo): Float32Array {
+    return this.backend.typedArrayFromHeap(t);
   }
 
   release(keep?: TensorInfo): void {
@@ -99,7 +141,7 @@ function withScratch(backend: unknown, body: (s: Scratch) => TensorInfo): Tensor
   }
 }
 
-function size(shape: readonly number[]): number {
+function product(shape: readonly number[]): number {
   return shape.reduce((p, d) => p * d, 1);
 }
 
@@ -123,20 +165,6 @@ function isPointwise(info: tf.backend_util.Conv2DInfo): boolean {
 }
 
 /**
- * Inserts (stride-1) zeros after every row and column of `x` [N,H,W,C]:
- * [N,H*sh,W*sw,C], with x[n,i,j] at (i*sh, j*sw). Done as a pad of a 6-D view.
- */
-function dilate(s: Scratch, x: TensorInfo, sh: number, sw: number): TensorInfo {
-  if (sh === 1 && sw === 1) return x;
-  const [n, h, w, c] = x.shape;
-  const six = s.reshape(x, [n, h, 1, w, 1, c]);
-  const padded = s.run('PadV2', { x: six }, {
-    paddings: [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]], constantValue: 0,
-  });
-  return s.reshape(padded, [n, h * sh, w * sw, c]);
-}
-
-/**
  * Crops rows/columns off the bottom/right of `x` [N,H,W,C] where a padding came
  * out negative (those rows never reach the output), so a conv can take the rest.
  */
@@ -152,27 +180,108 @@ function cropForPad(s: Scratch, x: TensorInfo, padBottom: number, padRight: numb
 /** dx of a 1x1 stride-1 conv: dy [M,Co] x filter^T [Co,Ci]. */
 function pointwiseInputGrad(s: Scratch, dy: TensorInfo, filter: TensorInfo, inShape: number[]): TensorInfo {
   const [ci, co] = [filter.shape[2], filter.shape[3]];
-  const dy3 = s.reshape(dy, [1, size(dy.shape) / co, co]);
+  const dy3 = s.reshape(dy, [1, product(dy.shape) / co, co]);
   const wT = s.transpose(s.reshape(filter, [1, ci, co]), [0, 2, 1]);
   return s.reshape(s.matmul(dy3, wT), inShape);
 }
 
+/** One output phase of a strided input gradient: rows a, a+s, a+2s, ... of dx. */
+interface Phase {
+  /** First tap of the flipped filter that reaches these rows, and how many taps (every s-th). */
+  firstTap: number;
+  taps: number;
+  /** Explicit conv padding before/after dy (negative: rows of dy to skip). */
+  before: number;
+  after: number;
+}
+
 /**
- * dx as a stride-1 forward conv: dx[h] = sum_k dyDilated[h + top - k] W[k]
- * = conv(dyDilated padded by (KH-1-top), flip(W)) with in/out channels swapped.
+ * dx[h] = sum_k dyDilated[h + k - T] Wflip[k] with T = K-1-padBefore, where dyDilated
+ * has s-1 zeros between rows. For h = q*s + a only the taps k = c_a + s*j with
+ * c_a = (T - a) mod s meet non-zeros, at dy[q + j + off_a], off_a = (a + c_a - T)/s:
+ * a stride-1 correlation of dy with every s-th tap. Each phase produces `outCount`
+ * rows so phases interleave evenly (extra rows are cut off afterwards).
+ */
+function phase(a: number, stride: number, kernel: number, padBefore: number, dyLength: number, outCount: number): Phase {
+  const t = kernel - 1 - padBefore;
+  const firstTap = (((t - a) % stride) + stride) % stride;
+  const taps = Math.max(0, Math.ceil((kernel - firstTap) / stride));
+  const offset = (a + firstTap - t) / stride;
+  return { firstTap, taps, before: -offset, after: outCount + taps - 1 + offset - dyLength };
+}
+
+/** Conv of dy with one phase's taps of the flipped filter: [N,Qh,Qw,Ci], or null where no tap reaches. */
+function phaseConv(
+  s: Scratch, dy: TensorInfo, flipped: TensorInfo, ph: Phase, pw: Phase, strides: [number, number],
+): TensorInfo | null {
+  const [n, oh, ow, co] = dy.shape;
+  const [kh, kw, , ci] = flipped.shape;
+  const skipTop = Math.max(-ph.before, 0);
+  const skipLeft = Math.max(-pw.before, 0);
+  const rows = oh - skipTop - Math.max(-ph.after, 0);
+  const cols = ow - skipLeft - Math.max(-pw.after, 0);
+  if (ph.taps === 0 || pw.taps === 0 || rows <= 0 || cols <= 0) return null;
+  const src = rows === oh && cols === ow ? dy : s.slice(dy, [0, skipTop, skipLeft, 0], [n, rows, cols, co]);
+  const taps = ph.taps === kh && pw.taps === kw ? flipped : s.run('StridedSlice', { x: flipped }, {
+    begin: [ph.firstTap, pw.firstTap, 0, 0], end: [kh, kw, co, ci], strides: [strides[0], strides[1], 1, 1],
+    beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
+  });
+  return s.conv(src, taps, [[0, 0], [Math.max(ph.before, 0), Math.max(ph.after, 0)], [Math.max(pw.before, 0), Math.max(pw.after, 0)], [0, 0]]);
+}
+
+/**
+ * dx of a general conv as forward convs of dy with the spatially flipped,
+ * in/out-swapped filter. A stride-s conv splits into s*s phases (sub-pixel
+ * decomposition), each a stride-1 conv with every s-th tap, which does the work of
+ * "dilate dy with zeros, then conv" without multiplying by the zeros.
  */
 function convInputGrad(s: Scratch, dy: TensorInfo, filter: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
   const { filterHeight: kh, filterWidth: kw, inHeight, inWidth, strideHeight: sh, strideWidth: sw } = info;
   const flipped = s.transpose(s.run('Reverse', { x: filter }, { dims: [0, 1] }), [0, 1, 3, 2]);
-  let dyd = dilate(s, dy, sh, sw);
-  const top = kh - 1 - info.padInfo.top;
-  const left = kw - 1 - info.padInfo.left;
-  // The dilated dy carries (stride-1) trailing zeros; whatever is left to reach
-  // the input size (possibly negative: rows that reach no input) goes at the end.
-  const bottom = inHeight + kh - 1 - top - dyd.shape[1];
-  const right = inWidth + kw - 1 - left - dyd.shape[2];
-  dyd = cropForPad(s, dyd, bottom, right);
-  return s.conv(dyd, flipped, [[0, 0], [top, Math.max(bottom, 0)], [left, Math.max(right, 0)], [0, 0]]);
+  const qh = Math.ceil(inHeight / sh);
+  const qw = Math.ceil(inWidth / sw);
+  const grid: (TensorInfo | null)[][] = [];
+  for (let a = 0; a < sh; a++) {
+    const ph = phase(a, sh, kh, info.padInfo.top, dy.shape[1], qh);
+    const row: (TensorInfo | null)[] = [];
+    for (let b = 0; b < sw; b++) {
+      row.push(phaseConv(s, dy, flipped, ph, phase(b, sw, kw, info.padInfo.left, dy.shape[2], qw), [sh, sw]));
+    }
+    grid.push(row);
+  }
+  if (sh === 1 && sw === 1 && grid[0][0]) return grid[0][0];
+  return interleave(s, grid, [info.batchSize, inHeight, inWidth, info.inChannels]);
+}
+
+/** dx[n, q*sh+a, p*sw+b, c] = grid[a][b][n, q, p, c] (zero where grid[a][b] is null), cut to `shape`. */
+function interleave(s: Scratch, grid: (TensorInfo | null)[][], shape: Shape4): TensorInfo {
+  const [n, h, w, c] = shape;
+  const sh = grid.length;
+  const sw = grid[0].length;
+  const out = s.output(shape);
+  // Views into the wasm heap: taken after the last allocation, which may move it.
+  const dst = s.view(out);
+  for (let a = 0; a < sh; a++) {
+    for (let b = 0; b < sw; b++) {
+      const part = grid[a][b];
+      const src = part ? s.view(part) : null;
+      const [qh, qw] = part ? [part.shape[1], part.shape[2]] : [0, 0];
+      for (let i = 0; i < n; i++) {
+        for (let q = 0, y = a; y < h; q++, y += sh) {
+          for (let p = 0, x = b; x < w; p++, x += sw) {
+            const o = ((i * h + y) * w + x) * c;
+            if (!src) {
+              dst.fill(0, o, o + c);
+              continue;
+            }
+            const from = ((i * qh + q) * qw + p) * c;
+            for (let k = 0; k < c; k++) dst[o + k] = src[from + k];
+          }
+        }
+      }
+    }
+  }
+  return out;
 }
 
 function conv2DBackpropInput(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
@@ -197,19 +306,42 @@ function conv2DBackpropInput(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
 // ---------------------------------------------------------------------------
 // Conv2DBackpropFilter
 
-/** dW of a 1x1 stride-1 conv: x^T dy, transposing whichever of x, dy is smaller. */
+/** Floats of XNNPACK's packed "weights" per matmul call that keep a reduction chunk in cache. */
+const CHUNK_FLOATS = 1 << 17;
+
+/**
+ * a^T b for a [K, M], b [K, N]: [1, M, N]. XNNPACK packs b (its "weights") on every
+ * call and streams the packed copy once per few rows of a: with a long reduction
+ * (K = batch x pixels) that falls out of cache and runs several times slower, so
+ * K is cut into chunks whose partial products are summed.
+ */
+function matmulTN(s: Scratch, a: TensorInfo, b: TensorInfo): TensorInfo {
+  const [k, m] = a.shape;
+  const n = b.shape[1];
+  const chunk = Math.max(64, Math.floor(CHUNK_FLOATS / Math.max(m, n)));
+  const partials: TensorInfo[] = [];
+  for (let start = 0; start < k; start += chunk) {
+    const count = Math.min(chunk, k - start);
+    const ac = count === k ? a : s.rows(a, start, count);
+    const bc = count === k ? b : s.rows(b, start, count);
+    const aT = s.transpose(s.reshape(ac, [1, count, m]), [0, 2, 1]);
+    partials.push(s.matmul(aT, s.reshape(bc, [1, count, n])));
+  }
+  return partials.length === 1 ? partials[0] : s.run('AddN', partials as unknown as tf.NamedTensorInfoMap);
+}
+
+/** dW of a 1x1 stride-1 conv: x^T dy over all pixels, transposing the narrower of x, dy. */
 function pointwiseFilterGrad(s: Scratch, x: TensorInfo, dy: TensorInfo, filterShape: number[]): TensorInfo {
   const ci = x.shape[3];
   const co = dy.shape[3];
-  const m = size(x.shape) / ci;
-  const x3 = s.reshape(x, [1, m, ci]);
-  const dy3 = s.reshape(dy, [1, m, co]);
-  if (co <= ci) {
-    // (dy^T x)^T: the big transpose is of dy, the final one is Ci*Co.
-    const dwT = s.matmul(s.transpose(dy3, [0, 2, 1]), x3);
+  const m = product(x.shape) / ci;
+  const x2 = s.reshape(x, [m, ci]);
+  const dy2 = s.reshape(dy, [m, co]);
+  if (co < ci) {
+    const dwT = matmulTN(s, dy2, x2);
     return s.reshape(s.transpose(dwT, [0, 2, 1]), filterShape);
   }
-  return s.reshape(s.matmul(s.transpose(x3, [0, 2, 1]), dy3), filterShape);
+  return s.reshape(matmulTN(s, x2, dy2), filterShape);
 }
 
 /**
@@ -263,7 +395,7 @@ function broadcastIndex(i: number, outDims: number[], dims: number[]): number {
   let index = 0;
   let stride = 1;
   for (let d = outDims.length - 1, e = dims.length - 1; d >= 0; d--, e--) {
-    const coord = Math.floor(i / size(outDims.slice(d + 1))) % outDims[d];
+    const coord = Math.floor(i / product(outDims.slice(d + 1))) % outDims[d];
     if (e >= 0) {
       if (dims[e] !== 1) index += coord * stride;
       stride *= dims[e];
@@ -290,9 +422,9 @@ function batchMatMul(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
         `b [${b.shape}] (transposeB=${transposeB}) has ${kb}`,
     );
   }
-  const aBatch = size(aDims);
-  const bBatch = size(bDims);
-  const outBatch = size(outDims);
+  const aBatch = product(aDims);
+  const bBatch = product(bDims);
+  const outBatch = product(outDims);
   const outShape = [...outDims, m, n];
   return withScratch(backend, (s) => {
     const a3 = s.reshape(a, [aBatch, a.shape[ra - 2], a.shape[ra - 1]]);

@@ -106,3 +106,31 @@ export function bnReluBackward(
     return { dx, dGamma, dBeta: sumDy };
   });
 }
+
+export interface UnitWeights {
+  bn: BatchNormWeights;
+  conv: ConvWeights;
+}
+
+/** Training-mode forward of one BN-ReLU-Conv unit: batch statistics, the BN-ReLU output and the conv output. */
+export function unitForward(x: tf.Tensor4D, w: UnitWeights, epsilon: number):
+  { out: tf.Tensor4D; r: tf.Tensor4D; stats: ChannelStats; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  const { mean, variance } = batchMoments(x);
+  const stats = channelStats(mean, variance, epsilon);
+  const r = bnRelu(x, w.bn, stats);
+  return { out: conv(r, w.conv), r, stats, mean, variance };
+}
+
+/** Backward of one unit: dx and the weight gradients in the order gamma, beta, kernel[, bias]. */
+export function unitBackward(x: tf.Tensor4D, r: tf.Tensor4D, w: UnitWeights, stats: ChannelStats, dOut: tf.Tensor4D):
+  { dx: tf.Tensor4D; weightGrads: tf.Tensor[] } {
+  const c = convBackward(r, w.conv, dOut);
+  const b = bnReluBackward(x, r, w.bn, stats, c.dx);
+  c.dx.dispose();
+  return { dx: b.dx, weightGrads: [b.dGamma, b.dBeta, c.dKernel, ...(c.dBias ? [c.dBias] : [])] };
+}
+
+/** The weights of a unit as customGrad inputs, in the order unitBackward returns their gradients. */
+export function unitWeightList(w: UnitWeights): tf.Tensor[] {
+  return [w.bn.gamma, w.bn.beta, w.conv.kernel, ...(w.conv.bias ? [w.conv.bias] : [])];
+}

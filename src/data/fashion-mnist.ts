@@ -72,6 +72,13 @@ export class FashionMnist extends StreamingDataset {
     return [h, w, 1];
   }
 
+  /** The whole split as stored: images [count, height, width] bytes and their labels. */
+  raw(split: Split): { images: Uint8Array; labels: Uint8Array; count: number; height: number; width: number } {
+    const { images, labels } = this.load(split);
+    const [count, height, width] = images.dims;
+    return { images: images.data, labels, count, height, width };
+  }
+
   protected splitSize(split: Split): number {
     return this.load(split).labels.length;
   }

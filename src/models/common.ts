@@ -1,6 +1,6 @@
 // Pieces shared by the DenseNet and FC-DenseNet builders.
 import * as tf from '../tf';
-import { DenseLayer } from '../layers/dense-layer';
+import { DenseBlock, DenseBlockArgs } from '../layers/dense-block';
 
 export type InputShape = [number, number, number];
 
@@ -11,36 +11,10 @@ export interface BuildOptions {
   memoryEfficient: boolean;
 }
 
-export interface DenseBlockSpec {
-  /** Layer-name prefix, e.g. `block2` -> `block2_layer1`. */
-  prefix: string;
-  layers: number;
-  growthRate: number;
-  bottleneckWidth: number;
-  useBias: boolean;
-  dropRate: number;
-  memoryEfficient: boolean;
-}
+export type DenseBlockSpec = Omit<DenseBlockArgs, 'name'> & { name: string };
 
-/** Runs a dense block on `inputs` and returns the new feature maps of its layers, in order. */
-export function denseBlock(inputs: tf.SymbolicTensor[], spec: DenseBlockSpec): tf.SymbolicTensor[] {
-  const features = [...inputs];
-  const created: tf.SymbolicTensor[] = [];
-  for (let l = 1; l <= spec.layers; l++) {
-    const layer = new DenseLayer({
-      name: `${spec.prefix}_layer${l}`,
-      growthRate: spec.growthRate,
-      bottleneckWidth: spec.bottleneckWidth,
-      useBias: spec.useBias,
-      dropRate: spec.dropRate,
-      memoryEfficient: spec.memoryEfficient,
-    });
-    // tfjs keeps the array it is given, so hand it a copy that later pushes do not touch.
-    const out = layer.apply(features.length === 1 ? features[0] : [...features]) as tf.SymbolicTensor;
-    features.push(out);
-    created.push(out);
-  }
-  return created;
+export function denseBlock(input: tf.SymbolicTensor, spec: DenseBlockSpec): tf.SymbolicTensor {
+  return new DenseBlock(spec).apply(input) as tf.SymbolicTensor;
 }
 
 export function concat(name: string, parts: tf.SymbolicTensor[]): tf.SymbolicTensor {

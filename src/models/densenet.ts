@@ -1,7 +1,8 @@
 // Builder for the DenseNet family (Huang et al. 2017): the ImageNet models with a
 // 7x7/2 stem and four blocks, and the CIFAR models with a 3x3 stem and three.
 import * as tf from '../tf';
-import { BuildOptions, batchNorm, channels, checkInputShape, concat, denseBlock, relu } from './common';
+import { PreActivationConv } from '../layers/pre-activation-conv';
+import { BuildOptions, batchNorm, channels, checkInputShape, denseBlock, relu } from './common';
 
 export interface DenseNetArch {
   family: 'densenet';
@@ -40,13 +41,9 @@ function stem(input: tf.SymbolicTensor, arch: DenseNetArch): tf.SymbolicTensor {
   return tf.layers.maxPooling2d({ name: 'stem_pool', poolSize: 3, strides: 2, padding: 'valid' }).apply(x) as tf.SymbolicTensor;
 }
 
-function transition(x: tf.SymbolicTensor, t: number, compression: number): tf.SymbolicTensor {
+function transition(x: tf.SymbolicTensor, t: number, compression: number, memoryEfficient: boolean): tf.SymbolicTensor {
   const filters = Math.floor(channels(x) * compression);
-  let y = batchNorm(`transition${t}_norm`).apply(x) as tf.SymbolicTensor;
-  y = relu(`transition${t}_relu`).apply(y) as tf.SymbolicTensor;
-  y = tf.layers
-    .conv2d({ name: `transition${t}_conv`, filters, kernelSize: 1, useBias: false, kernelInitializer: 'heNormal' })
-    .apply(y) as tf.SymbolicTensor;
+  const y = new PreActivationConv({ name: `transition${t}`, filters, kernelSize: 1, useBias: false, memoryEfficient }).apply(x) as tf.SymbolicTensor;
   return tf.layers.averagePooling2d({ name: `transition${t}_pool`, poolSize: 2, strides: 2 }).apply(y) as tf.SymbolicTensor;
 }
 
@@ -56,17 +53,17 @@ export function buildDenseNet(arch: DenseNetArch, options: BuildOptions): tf.Lay
   let x = stem(input, arch);
   arch.blockLayers.forEach((layers, i) => {
     const b = i + 1;
-    const created = denseBlock([x], {
-      prefix: `block${b}`,
-      layers,
+    x = denseBlock(x, {
+      name: `block${b}`,
+      numLayers: layers,
       growthRate: arch.growthRate,
       bottleneckWidth: arch.bottleneckFactor * arch.growthRate,
       useBias: false,
       dropRate: arch.dropRate,
       memoryEfficient: options.memoryEfficient,
+      output: 'all',
     });
-    x = concat(`block${b}_concat`, [x, ...created]);
-    if (b < arch.blockLayers.length) x = transition(x, b, arch.compression);
+    if (b < arch.blockLayers.length) x = transition(x, b, arch.compression, options.memoryEfficient);
   });
   x = batchNorm('final_norm').apply(x) as tf.SymbolicTensor;
   x = relu('final_relu').apply(x) as tf.SymbolicTensor;

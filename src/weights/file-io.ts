@@ -3,6 +3,7 @@
 // weight shards goes through this handler on every backend:
 //   await model.save(fileSystem('out/my-model'));
 //   const m = await tf.loadLayersModel(fileSystem('out/my-model/model.json'));
+import { createHash } from 'crypto';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { fileURLToPath } from 'url';
@@ -57,16 +58,22 @@ export class FileSystemHandler implements tf.io.IOHandler {
     }
     const weights = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? []));
     const shards = splitShards(weights, this.maxShardBytes);
-    const names = shardNames(shards.length);
+    const names = shardNames(shards.length, contentTag(weights));
     const modelJson = toModelJson(artifacts, names);
     await fsp.mkdir(this.dir, { recursive: true });
     const previous = await this.previousShardFiles();
-    await writeAllAtomic([
-      ...shards.map((data, i) => ({ file: path.join(this.dir, names[i]), data })),
-      // model.json goes last so it never names shards that are not in place yet.
-      { file: this.modelJsonPath, data: JSON.stringify(modelJson) },
-    ]);
-    await this.removeStaleShards(previous, names);
+    // New shards get names of their own (a content hash), so until model.json is replaced
+    // the old model.json still finds its own shards: a failed save changes nothing.
+    try {
+      await writeAllAtomic([
+        ...shards.map((data, i) => ({ file: path.join(this.dir, names[i]), data })),
+        { file: this.modelJsonPath, data: JSON.stringify(modelJson) },
+      ]);
+    } catch (err) {
+      await this.removeShards(names, previous);
+      throw err;
+    }
+    await this.removeShards(previous, names);
     return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
   }
 
@@ -136,9 +143,10 @@ export class FileSystemHandler implements tf.io.IOHandler {
     }
   }
 
-  private async removeStaleShards(previous: string[], current: string[]): Promise<void> {
-    const keep = new Set(current);
-    await Promise.all(previous.filter((p) => !keep.has(p)).map((p) => removeQuietly(path.join(this.dir, p))));
+  /** Removes the shards in `names` that are not also in `keep`. */
+  private async removeShards(names: string[], keep: string[]): Promise<void> {
+    const kept = new Set(keep);
+    await Promise.all(names.filter((p) => !kept.has(p)).map((p) => removeQuietly(path.join(this.dir, p))));
   }
 }
 
@@ -194,9 +202,13 @@ function splitShards(weights: Uint8Array, maxShardBytes?: number): Uint8Array[] 
   return shards;
 }
 
-function shardNames(count: number): string[] {
-  if (count === 1) return ['weights.bin'];
-  return Array.from({ length: count }, (_, i) => `group1-shard${i + 1}of${count}.bin`);
+function contentTag(weights: Uint8Array): string {
+  return createHash('sha256').update(weights).digest('hex').slice(0, 12);
+}
+
+function shardNames(count: number, tag: string): string[] {
+  if (count === 1) return [`weights.${tag}.bin`];
+  return Array.from({ length: count }, (_, i) => `group1-shard${i + 1}of${count}.${tag}.bin`);
 }
 
 function isPlainFileName(p: unknown): p is string {

@@ -3,34 +3,35 @@
 // The zoo names its weights after where they sit (see the builders in src/models/):
 //   stem_conv/kernel                       <-> features.conv0.weight
 //   stem_norm/{gamma,beta,moving_*}        <-> features.norm0.{weight,bias,running_*}
-//   block{b}_layer{l}/norm1|norm2/...      <-> features.denseblock{b}.denselayer{l}.norm1|norm2....
-//   block{b}_layer{l}/conv1|conv2/kernel   <-> features.denseblock{b}.denselayer{l}.conv1|conv2.weight
-//   transition{t}_norm/..., _conv/kernel   <-> features.transition{t}.norm...., .conv.weight
+//   block{b}/layer{l}/norm1|norm2/...      <-> features.denseblock{b}.denselayer{l}.norm1|norm2....
+//   block{b}/layer{l}/conv1|conv2/kernel   <-> features.denseblock{b}.denselayer{l}.conv1|conv2.weight
+//   transition{t}/norm/..., /conv/kernel   <-> features.transition{t}.norm...., .conv.weight
 //   final_norm/...                         <-> features.norm5....
 //   classifier/kernel, classifier/bias     <-> classifier.weight, classifier.bias
+// A part may also be a layer of its own: `_` for `/` (stem_conv, block1_layer2/..., transition1_conv).
 // Layouts: conv OIHW <-> HWIO, linear [out,in] <-> [in,out]; BN num_batches_tracked is ignored.
 // Every tensor is checked before anything is written, so a failed load leaves the model untouched.
 import * as tf from '../tf';
-import { FloatTensor, formatShape, numElements, readSafetensors, writeSafetensors } from './safetensors';
+import {
+  StateDictSource, TargetWeight, WeightLoadOptions, WeightLoadReport, baseName, hwioToOihw, loadIntoTargets,
+  transpose2d, weightsWithLayers,
+} from './mapping';
+import { FloatTensor, formatShape, readSafetensors, writeSafetensors } from './safetensors';
+
+export {
+  MismatchProblem, StateDictSource, WeightsMismatchError, adaptInputChannels, hwioToOihw, oihwToHwio,
+  stateDictFromTensors, transpose2d,
+} from './mapping';
 
 /** What a weight is, which decides its layout conversion. */
 export type WeightKind = 'conv' | 'linear' | 'vector';
 
-/** The part of a state dict the loader needs; a `SafetensorsFile` is one. */
-export interface StateDictSource {
-  /** File name or URL, for error messages. */
-  readonly source: string;
-  names(): string[];
-  shape(name: string): number[];
-  read(name: string): Float32Array;
-}
-
 /** A model weight and its torchvision counterpart. */
 export interface WeightBinding {
   variable: tf.LayerVariable;
-  /** The tfjs weight name without tfjs's uniqueness suffix, e.g. `block1_layer2/conv1/kernel`. */
+  /** The tfjs weight name without tfjs's uniqueness suffix, e.g. `block1/layer2/conv1/kernel`. */
   tfName: string;
-  /** The tfjs layer that owns it, e.g. `block1_layer2`. */
+  /** The tfjs layer that owns it, e.g. `block1`. */
   layerName: string;
   torchKey: string;
   kind: WeightKind;
@@ -38,68 +39,9 @@ export interface WeightBinding {
   torchShape: number[];
 }
 
-export interface TorchvisionLoadOptions {
-  /**
-   * Leave the classifier as it is (fresh init) and load everything else, for a class count that
-   * differs from the weights'. `'auto'`: skip it only when its shape differs from the file's.
-   */
-  skipClassifier?: boolean | 'auto';
-  /**
-   * When the first conv's input channels differ from the weights', adapt the filters instead of
-   * failing (1 channel: sum over the input channels; C channels: cycle them and rescale by I/C,
-   * which for RGB weights is timm's repeat-and-scale-by-3/C). Default true.
-   */
-  adaptInputChannels?: boolean;
-  /** The first conv, as a torchvision prefix or a tfjs layer name. Default `features.conv0`. */
-  firstConv?: string;
-  /** The classifier, as a torchvision prefix or a tfjs layer name. Default `classifier`. */
-  classifier?: string;
-}
-
-export interface TorchvisionLoadReport {
-  /** Torchvision keys copied as they are. */
-  loaded: string[];
-  /** Torchvision keys whose first-conv filters were adapted to another channel count. */
-  adapted: Array<{ key: string; from: number[]; to: number[] }>;
-  /** Model weights left untouched (the classifier, when skipped). */
-  skipped: string[];
-  /** Keys in the file that carry no weight (num_batches_tracked, a skipped classifier). */
-  ignored: string[];
-}
-
-export type MismatchProblem =
-  | { kind: 'missing'; key: string; tfName: string; expected: number[] }
-  | { kind: 'unexpected'; key: string; actual: number[] }
-  | { kind: 'shape'; key: string; tfName: string; expected: number[]; actual: number[] };
-
-export class WeightsMismatchError extends Error {
-  constructor(readonly source: string, readonly problems: MismatchProblem[]) {
-    super(describeProblems(source, problems));
-    this.name = 'WeightsMismatchError';
-  }
-}
-
-const MAX_LISTED = 25;
-
-function describeProblem(p: MismatchProblem, source: string): string {
-  switch (p.kind) {
-    case 'missing':
-      return `missing tensor '${p.key}' (model weight '${p.tfName}', expected shape ${formatShape(p.expected)}) is not in the file`;
-    case 'unexpected':
-      return `unexpected tensor '${p.key}' ${formatShape(p.actual)} matches no weight of the model`;
-    case 'shape':
-      return `wrong shape for tensor '${p.key}': the model (weight '${p.tfName}') needs ${formatShape(p.expected)} but the file has ${formatShape(p.actual)}`;
-  }
-  return source;
-}
-
-function describeProblems(source: string, problems: MismatchProblem[]): string {
-  const counts = ['missing', 'unexpected', 'shape'].map((k) => [k, problems.filter((p) => p.kind === k).length] as const)
-    .filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k === 'shape' ? 'wrong shape' : k}`).join(', ');
-  const lines = problems.slice(0, MAX_LISTED).map((p) => '  ' + describeProblem(p, source));
-  if (problems.length > MAX_LISTED) lines.push(`  ... and ${problems.length - MAX_LISTED} more`);
-  return `${source}: the weights do not fit the model (${counts}):\n${lines.join('\n')}`;
-}
+/** Options of `loadTorchvisionStateDict`; `firstConv` defaults to `features.conv0`, `classifier` to `classifier`. */
+export type TorchvisionLoadOptions = WeightLoadOptions;
+export type TorchvisionLoadReport = WeightLoadReport;
 
 // ---------------------------------------------------------------------------------------------
 // Names
@@ -114,24 +56,28 @@ interface Rule {
   map: (m: RegExpMatchArray) => { prefix: string; param: string; kind: WeightKind };
 }
 
-/** Each rule matches the end of a tfjs weight name (there may be name scopes before it). */
+/**
+ * Each rule matches the end of a tfjs weight name (name scopes may come before it). A part may
+ * be a layer of its own (`transition1_conv/kernel`) or a sub-part of a custom layer
+ * (`transition1/conv/kernel`, `block1/layer2/norm1/gamma`): the separator is `_` or `/`.
+ */
 const RULES: Rule[] = [
-  { re: /(?:^|\/)(stem_conv)\/(kernel|bias)$/, map: (m) => conv('features.conv0', m[2]) },
-  { re: new RegExp(`(?:^|/)(stem_norm)/${BN}$`), map: (m) => bn('features.norm0', m[2]) },
+  { re: /(?:^|\/)stem[_/]conv\/(kernel|bias)$/, map: (m) => conv('features.conv0', m[1]) },
+  { re: new RegExp(`(?:^|/)stem[_/]norm/${BN}$`), map: (m) => bn('features.norm0', m[1]) },
   {
-    re: new RegExp(`(?:^|/)(block(\\d+)_layer(\\d+))/(norm[12])/${BN}$`),
-    map: (m) => bn(`features.denseblock${m[2]}.denselayer${m[3]}.${m[4]}`, m[5]),
+    re: new RegExp(`(?:^|/)block(\\d+)[_/]layer(\\d+)/(norm[12])/${BN}$`),
+    map: (m) => bn(`features.denseblock${m[1]}.denselayer${m[2]}.${m[3]}`, m[4]),
   },
   {
-    re: /(?:^|\/)(block(\d+)_layer(\d+))\/(conv[12])\/(kernel|bias)$/,
-    map: (m) => conv(`features.denseblock${m[2]}.denselayer${m[3]}.${m[4]}`, m[5]),
+    re: /(?:^|\/)block(\d+)[_/]layer(\d+)\/(conv[12])\/(kernel|bias)$/,
+    map: (m) => conv(`features.denseblock${m[1]}.denselayer${m[2]}.${m[3]}`, m[4]),
   },
-  { re: new RegExp(`(?:^|/)(transition(\\d+)_norm)/${BN}$`), map: (m) => bn(`features.transition${m[2]}.norm`, m[3]) },
-  { re: /(?:^|\/)(transition(\d+)_conv)\/(kernel|bias)$/, map: (m) => conv(`features.transition${m[2]}.conv`, m[3]) },
-  { re: new RegExp(`(?:^|/)(final_norm)/${BN}$`), map: (m) => bn('features.norm5', m[2]) },
+  { re: new RegExp(`(?:^|/)transition(\\d+)[_/]norm/${BN}$`), map: (m) => bn(`features.transition${m[1]}.norm`, m[2]) },
+  { re: /(?:^|\/)transition(\d+)[_/]conv\/(kernel|bias)$/, map: (m) => conv(`features.transition${m[1]}.conv`, m[2]) },
+  { re: new RegExp(`(?:^|/)final[_/]norm/${BN}$`), map: (m) => bn('features.norm5', m[1]) },
   {
-    re: /(?:^|\/)(classifier)\/(kernel|bias)$/,
-    map: (m) => ({ prefix: 'classifier', param: m[2] === 'kernel' ? 'weight' : 'bias', kind: m[2] === 'kernel' ? 'linear' : 'vector' }),
+    re: /(?:^|\/)classifier\/(kernel|bias)$/,
+    map: (m) => ({ prefix: 'classifier', param: m[1] === 'kernel' ? 'weight' : 'bias', kind: m[1] === 'kernel' ? 'linear' : 'vector' }),
   },
 ];
 
@@ -145,18 +91,13 @@ function bn(prefix: string, param: string) {
   return { prefix, param: BN_PARAMS[param], kind: 'vector' as const };
 }
 
-/** tfjs appends `_1`, `_2`, ... to variable names it has seen before; `originalName` has none. */
-function baseName(v: tf.LayerVariable): string {
-  return v.originalName ?? v.name.replace(/_\d+$/, '');
-}
-
 /** The torchvision key and layout of one tfjs weight name; undefined if it follows no known name. */
-export function torchvisionKeyOf(tfName: string): { key: string; layerName: string; kind: WeightKind } | undefined {
+export function torchvisionKeyOf(tfName: string): { key: string; kind: WeightKind } | undefined {
   for (const rule of RULES) {
     const m = tfName.match(rule.re);
     if (m) {
       const { prefix, param, kind } = rule.map(m);
-      return { key: `${prefix}.${param}`, layerName: m[1], kind };
+      return { key: `${prefix}.${param}`, kind };
     }
   }
   return undefined;
@@ -176,7 +117,7 @@ export function bindWeights(model: tf.LayersModel): WeightBinding[] {
   const bindings: WeightBinding[] = [];
   const unknown: string[] = [];
   const seen = new Map<string, string>();
-  for (const variable of model.weights) {
+  for (const { variable, layerName } of weightsWithLayers(model)) {
     const tfName = baseName(variable);
     const found = torchvisionKeyOf(tfName);
     if (!found) {
@@ -190,7 +131,7 @@ export function bindWeights(model: tf.LayersModel): WeightBinding[] {
     if ((found.kind === 'conv' && tfShape.length !== 4) || (found.kind === 'linear' && tfShape.length !== 2)) {
       throw new Error(`model weight '${tfName}' has shape ${formatShape(tfShape)}, not a ${found.kind} kernel`);
     }
-    bindings.push({ variable, tfName, layerName: found.layerName, torchKey: found.key, kind: found.kind, torchShape: torchShapeOf(found.kind, tfShape) });
+    bindings.push({ variable, tfName, layerName, torchKey: found.key, kind: found.kind, torchShape: torchShapeOf(found.kind, tfShape) });
   }
   if (unknown.length > 0) {
     throw new Error(
@@ -199,11 +140,6 @@ export function bindWeights(model: tf.LayersModel): WeightBinding[] {
     );
   }
   return bindings;
-}
-
-/** Whether a binding belongs to the part named by a torchvision prefix or a tfjs layer name. */
-function belongsTo(b: WeightBinding, part: string): boolean {
-  return b.layerName === part || b.torchKey.startsWith(part + '.');
 }
 
 /** Keys as torchvision writes them today: no DataParallel `module.`, no legacy `norm.1`. */
@@ -217,61 +153,6 @@ function isIgnorableKey(key: string): boolean {
   return key.endsWith('.num_batches_tracked');
 }
 
-// ---------------------------------------------------------------------------------------------
-// Layout conversions (row-major Float32Arrays)
-
-export function oihwToHwio(data: Float32Array, [o, i, h, w]: number[]): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let a = 0; a < o; a++)
-    for (let b = 0; b < i; b++)
-      for (let y = 0; y < h; y++)
-        for (let x = 0; x < w; x++) out[((y * w + x) * i + b) * o + a] = data[((a * i + b) * h + y) * w + x];
-  return out;
-}
-
-export function hwioToOihw(data: Float32Array, [h, w, i, o]: number[]): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++)
-      for (let b = 0; b < i; b++)
-        for (let a = 0; a < o; a++) out[((a * i + b) * h + y) * w + x] = data[((y * w + x) * i + b) * o + a];
-  return out;
-}
-
-export function transpose2d(data: Float32Array, [rows, cols]: number[]): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
-  return out;
-}
-
-/**
- * Adapts OIHW filters with I input channels to C channels. C = 1: the sum over the input channels
- * (a grey image seen as R = G = B gives the same response). Otherwise channel c takes input
- * channel c mod I, scaled by I/C so the response to a constant image keeps its size.
- */
-export function adaptInputChannels(data: Float32Array, [o, i, h, w]: number[], channels: number): Float32Array {
-  const hw = h * w;
-  const out = new Float32Array(o * channels * hw);
-  for (let a = 0; a < o; a++) {
-    for (let c = 0; c < channels; c++) {
-      const dst = (a * channels + c) * hw;
-      const sources = channels === 1 ? [...Array(i).keys()] : [c % i];
-      const scale = channels === 1 ? 1 : i / channels;
-      for (const b of sources) {
-        const src = (a * i + b) * hw;
-        for (let k = 0; k < hw; k++) out[dst + k] += data[src + k] * scale;
-      }
-    }
-  }
-  return out;
-}
-
-function toTfLayout(b: WeightBinding, torchData: Float32Array, torchShape: number[]): Float32Array {
-  if (b.kind === 'conv') return oihwToHwio(torchData, torchShape);
-  if (b.kind === 'linear') return transpose2d(torchData, torchShape);
-  return torchData;
-}
-
 function toTorchLayout(b: WeightBinding, tfData: Float32Array): Float32Array {
   const tfShape = b.variable.shape as number[];
   if (b.kind === 'conv') return hwioToOihw(tfData, tfShape);
@@ -279,125 +160,21 @@ function toTorchLayout(b: WeightBinding, tfData: Float32Array): Float32Array {
   return tfData;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Loading
+const LAYOUTS: Record<WeightKind, TargetWeight['layout']> = { conv: 'oihw', linear: 'out-in', vector: 'plain' };
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-/** Only the input-channel dimension of a conv kernel differs. */
-function differsInInputChannels(expected: number[], actual: number[]): boolean {
-  return expected.length === 4 && actual.length === 4 && actual[1] > 0 &&
-    expected[0] === actual[0] && expected[2] === actual[2] && expected[3] === actual[3] && expected[1] !== actual[1];
-}
-
-interface Plan {
-  binding: WeightBinding;
-  fileKey: string;
-  fileShape: number[];
-  adapt: boolean;
-}
-
-/** Maps normalised keys to the keys as they are in the file. */
-function indexFileKeys(state: StateDictSource): Map<string, string> {
-  const index = new Map<string, string>();
-  for (const key of state.names()) {
-    const norm = normaliseTorchKey(key);
-    const other = index.get(norm);
-    if (other !== undefined) throw new Error(`${state.source}: tensors '${other}' and '${key}' are the same torchvision weight`);
-    index.set(norm, key);
-  }
-  return index;
-}
-
-function classifierSkipped(
-  bindings: WeightBinding[], files: Map<string, string>, state: StateDictSource, opts: TorchvisionLoadOptions, part: string,
-): boolean {
-  if (opts.skipClassifier === true) return true;
-  if (opts.skipClassifier !== 'auto') return false;
-  // Skip the classifier as a whole when any of its tensors does not fit.
-  return bindings.filter((b) => belongsTo(b, part)).some((b) => {
-    const key = files.get(b.torchKey);
-    return key === undefined || !sameShape(b.torchShape, state.shape(key));
-  });
-}
-
-/** Checks every tensor; returns what to copy, or throws a WeightsMismatchError listing every problem. */
-export function planTorchvisionLoad(
-  model: tf.LayersModel, state: StateDictSource, opts: TorchvisionLoadOptions = {},
-): { plans: Plan[]; report: TorchvisionLoadReport } {
-  const firstConv = opts.firstConv ?? 'features.conv0';
-  const classifier = opts.classifier ?? 'classifier';
-  const bindings = bindWeights(model);
-  const files = indexFileKeys(state);
-  const skipHead = classifierSkipped(bindings, files, state, opts, classifier);
-  const report: TorchvisionLoadReport = { loaded: [], adapted: [], skipped: [], ignored: [] };
-  const problems: MismatchProblem[] = [];
-  const plans: Plan[] = [];
-  const used = new Set<string>();
-  for (const b of bindings) {
-    if (skipHead && belongsTo(b, classifier)) {
-      report.skipped.push(b.tfName);
-      continue;
-    }
-    const fileKey = files.get(b.torchKey);
-    if (fileKey === undefined) {
-      problems.push({ kind: 'missing', key: b.torchKey, tfName: b.tfName, expected: b.torchShape });
-      continue;
-    }
-    used.add(b.torchKey);
-    const fileShape = state.shape(fileKey);
-    const adapt = !sameShape(b.torchShape, fileShape) && opts.adaptInputChannels !== false &&
-      belongsTo(b, firstConv) && b.kind === 'conv' && differsInInputChannels(b.torchShape, fileShape);
-    if (!adapt && !sameShape(b.torchShape, fileShape)) {
-      problems.push({ kind: 'shape', key: fileKey, tfName: b.tfName, expected: b.torchShape, actual: fileShape });
-      continue;
-    }
-    plans.push({ binding: b, fileKey, fileShape, adapt });
-  }
-  for (const [norm, key] of files) {
-    if (used.has(norm)) continue;
-    if (isIgnorableKey(norm) || (skipHead && (norm.startsWith(classifier + '.') || isHeadOf(bindings, norm, classifier)))) {
-      report.ignored.push(key);
-    } else {
-      problems.push({ kind: 'unexpected', key, actual: state.shape(key) });
-    }
-  }
-  if (problems.length > 0) throw new WeightsMismatchError(state.source, problems);
-  for (const p of plans) {
-    if (p.adapt) report.adapted.push({ key: p.fileKey, from: p.fileShape, to: p.binding.torchShape });
-    else report.loaded.push(p.fileKey);
-  }
-  return { plans, report };
-}
-
-/** A classifier named by a tfjs layer name still has torchvision keys under the binding's prefix. */
-function isHeadOf(bindings: WeightBinding[], key: string, part: string): boolean {
-  return bindings.some((b) => belongsTo(b, part) && key.startsWith(b.torchKey.replace(/\.[^.]+$/, '.')));
+function targetsOf(model: tf.LayersModel): TargetWeight[] {
+  return bindWeights(model).map((b) => ({
+    variable: b.variable, tfName: b.tfName, layerName: b.layerName, key: b.torchKey, layout: LAYOUTS[b.kind], shape: b.torchShape,
+  }));
 }
 
 /** Copies a torchvision/timm DenseNet state dict into the model (see the module comment). */
 export function loadTorchvisionStateDict(
   model: tf.LayersModel, state: StateDictSource, opts: TorchvisionLoadOptions = {},
 ): TorchvisionLoadReport {
-  const { plans, report } = planTorchvisionLoad(model, state, opts);
-  // Convert everything first: a decoding error must not leave a half-loaded model.
-  const values = plans.map((p) => {
-    let data = state.read(p.fileKey);
-    let shape = p.fileShape;
-    if (p.adapt) {
-      data = adaptInputChannels(data, shape, p.binding.torchShape[1]);
-      shape = p.binding.torchShape;
-    }
-    return toTfLayout(p.binding, data, shape);
+  return loadIntoTargets(targetsOf(model), state, opts, { normalise: normaliseTorchKey, ignorable: isIgnorableKey }, {
+    firstConv: 'features.conv0', classifier: 'classifier',
   });
-  plans.forEach((p, i) => {
-    const t = tf.tensor(values[i], p.binding.variable.shape as number[], 'float32');
-    p.binding.variable.write(t);
-    t.dispose();
-  });
-  return report;
 }
 
 /** Opens a `.safetensors` file or URL and loads it into the model. */
@@ -407,18 +184,6 @@ export async function loadTorchvisionSafetensors(
   return loadTorchvisionStateDict(model, await readSafetensors(pathOrUrl), opts);
 }
 
-/** A state dict held in memory (tests, conversions). */
-export function stateDictFromTensors(tensors: Record<string, FloatTensor> | Map<string, FloatTensor>, source = '<state dict>'): StateDictSource {
-  const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
-  const get = (name: string) => {
-    const t = map.get(name);
-    if (!t) throw new Error(`${source}: no tensor named '${name}'`);
-    if (t.data.length !== numElements(t.shape)) throw new Error(`${source}: tensor '${name}' has ${t.data.length} values for shape ${formatShape(t.shape)}`);
-    return t;
-  };
-  return { source, names: () => [...map.keys()], shape: (n) => [...get(n).shape], read: (n) => get(n).data };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Export
 
@@ -426,9 +191,9 @@ export function stateDictFromTensors(tensors: Record<string, FloatTensor> | Map<
 export function exportTorchvisionStateDict(model: tf.LayersModel): Map<string, FloatTensor> {
   const out = new Map<string, FloatTensor>();
   for (const b of bindWeights(model)) {
-    const value = b.variable.read();
-    const data = toTorchLayout(b, value.dataSync() as Float32Array);
-    out.set(b.torchKey, { shape: b.torchShape, data: data === value.dataSync() ? Float32Array.from(data) : data });
+    // read() returns the variable itself and dataSync() may share its storage: copy.
+    const tfData = Float32Array.from(b.variable.read().dataSync() as Float32Array);
+    out.set(b.torchKey, { shape: b.torchShape, data: toTorchLayout(b, tfData) });
   }
   return out;
 }

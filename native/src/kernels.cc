@@ -1,0 +1,299 @@
+#include "kernels.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+namespace torch_cpu {
+
+namespace {
+
+const at::TensorOptions kFloat = at::TensorOptions().dtype(at::kFloat);
+constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
+
+// ATen pads symmetrically; the asymmetric rest of tfjs's 'same' padding is explicit.
+struct SplitPadding {
+  int64_t h, w;                      // symmetric part, given to ATen
+  int64_t top, bottom, left, right;  // explicit part
+  bool explicitNeeded() const { return top || bottom || left || right; }
+};
+
+SplitPadding splitPadding(int64_t top, int64_t bottom, int64_t left, int64_t right) {
+  const int64_t h = std::min(top, bottom);
+  const int64_t w = std::min(left, right);
+  return {h, w, top - h, bottom - h, left - w, right - w};
+}
+
+at::Tensor padNhwc(const at::Tensor& x, const SplitPadding& p, double value) {
+  if (!p.explicitNeeded()) return x;
+  return at::constant_pad_nd(x, {p.left, p.right, p.top, p.bottom}, value).contiguous(kChannelsLast);
+}
+
+std::vector<int64_t> nchwOf(const std::vector<int64_t>& nhwc) { return {nhwc[0], nhwc[3], nhwc[1], nhwc[2]}; }
+
+void applyActivation(at::Tensor& y, Activation act, double alpha) {
+  switch (act) {
+    case Activation::kLinear: return;
+    case Activation::kRelu: y.relu_(); return;
+    case Activation::kRelu6: y.clamp_(0.0, 6.0); return;
+    case Activation::kSigmoid: y.sigmoid_(); return;
+    case Activation::kElu: at::elu_(y); return;
+    case Activation::kLeakyRelu: at::leaky_relu_(y, alpha); return;
+  }
+  throw std::invalid_argument("unknown activation code " + std::to_string(static_cast<int>(act)));
+}
+
+// Pooling: ATen wants symmetric padding of at most half the window; anything else
+// is padded explicitly (with -inf for max so padding never wins, like tfjs).
+struct PoolPlan {
+  SplitPadding pad;
+  bool explicitPad;
+};
+
+PoolPlan planPool(const PoolGeometry& p) {
+  const bool symmetric = p.padTop == p.padBottom && p.padLeft == p.padRight && 2 * p.padTop <= p.filterH &&
+                         2 * p.padLeft <= p.filterW;
+  if (symmetric) return {{p.padTop, p.padLeft, 0, 0, 0, 0}, false};
+  return {{0, 0, p.padTop, p.padBottom, p.padLeft, p.padRight}, true};
+}
+
+at::Tensor cropNhwc(const at::Tensor& t, const SplitPadding& p, int64_t h, int64_t w) {
+  if (!p.explicitNeeded()) return t;
+  return t.narrow(2, p.top, h).narrow(3, p.left, w);
+}
+
+}  // namespace
+
+at::Tensor nhwcView(float* data, const std::vector<int64_t>& nhwc) {
+  const int64_t n = nhwc[0], h = nhwc[1], w = nhwc[2], c = nhwc[3];
+  return at::from_blob(data, {n, c, h, w}, {h * w * c, 1, w * c, c}, kFloat);
+}
+
+at::Tensor hwioView(float* data, const std::vector<int64_t>& hwio) {
+  const int64_t kh = hwio[0], kw = hwio[1], ci = hwio[2], co = hwio[3];
+  return at::from_blob(data, {co, ci, kh, kw}, {1, co, kw * ci * co, ci * co}, kFloat);
+}
+
+at::Tensor denseView(float* data, const std::vector<int64_t>& shape) { return at::from_blob(data, shape, kFloat); }
+
+void conv2d(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+            const ConvGeometry& g, Activation act, double alpha, OutputSlot& out,
+            const std::vector<int64_t>& outNhwc) {
+  const SplitPadding pad = splitPadding(g.padTop, g.padBottom, g.padLeft, g.padRight);
+  const at::Tensor input = padNhwc(x, pad, 0.0);
+  out.arm();
+  at::Tensor y = at::convolution(input, weight, bias, {g.strideH, g.strideW}, {pad.h, pad.w},
+                                 {g.dilationH, g.dilationW}, false, {0, 0}, 1);
+  applyActivation(y, act, alpha);
+  out.deliver(y, nchwOf(outNhwc), kChannelsLast);
+}
+
+void conv2dBackpropInput(const at::Tensor& dy, const at::Tensor& weight, const std::vector<int64_t>& inNhwc,
+                         const ConvGeometry& g, OutputSlot& out) {
+  const SplitPadding pad = splitPadding(g.padTop, g.padBottom, g.padLeft, g.padRight);
+  const int64_t n = inNhwc[0], h = inNhwc[1], w = inNhwc[2], c = inNhwc[3];
+  // The gradient is taken w.r.t. the explicitly padded input, then cropped. ATen reads
+  // only the sizes of `input` for this gradient, so it is left uninitialised.
+  const at::Tensor input = at::empty({n, c, h + pad.top + pad.bottom, w + pad.left + pad.right},
+                                     kFloat.memory_format(kChannelsLast));
+  if (!pad.explicitNeeded()) out.arm();
+  auto grads = at::convolution_backward(dy, input, weight, c10::nullopt, {g.strideH, g.strideW}, {pad.h, pad.w},
+                                        {g.dilationH, g.dilationW}, false, {0, 0}, 1, {true, false, false});
+  out.deliver(cropNhwc(std::get<0>(grads), pad, h, w), {n, c, h, w}, kChannelsLast);
+}
+
+void conv2dBackpropFilter(const at::Tensor& x, const at::Tensor& dy, const std::vector<int64_t>& filterHwio,
+                          const ConvGeometry& g, OutputSlot& out) {
+  const SplitPadding pad = splitPadding(g.padTop, g.padBottom, g.padLeft, g.padRight);
+  const at::Tensor input = padNhwc(x, pad, 0.0);
+  const int64_t kh = filterHwio[0], kw = filterHwio[1], ci = filterHwio[2], co = filterHwio[3];
+  // Only the sizes of the weight matter for its own gradient.
+  const at::Tensor weight = at::empty({co, ci, kh, kw}, kFloat.memory_format(kChannelsLast));
+  auto grads = at::convolution_backward(dy, input, weight, c10::nullopt, {g.strideH, g.strideW}, {pad.h, pad.w},
+                                        {g.dilationH, g.dilationW}, false, {0, 0}, 1, {false, true, false});
+  out.arm();
+  // [O,I,H,W] -> tfjs's [H,W,I,O]
+  at::Tensor hwio = std::get<1>(grads).permute({2, 3, 1, 0}).contiguous();
+  out.deliver(hwio, filterHwio);
+}
+
+void batchMatMul(const at::Tensor& a, const at::Tensor& b, bool transposeA, bool transposeB,
+                 const c10::optional<at::Tensor>& bias, Activation act, double alpha, OutputSlot& out,
+                 const std::vector<int64_t>& outShape) {
+  const at::Tensor lhs = transposeA ? a.transpose(1, 2) : a;
+  const at::Tensor rhs = transposeB ? b.transpose(1, 2) : b;
+  out.arm();
+  at::Tensor y = (lhs.size(0) == 1 && rhs.size(0) == 1) ? at::mm(lhs[0], rhs[0]).unsqueeze(0) : at::matmul(lhs, rhs);
+  if (bias) y.add_(*bias);
+  applyActivation(y, act, alpha);
+  out.deliver(y, outShape);
+}
+
+void batchNorm(const float* x, int64_t count, int64_t channels, const float* mean, const float* variance,
+               const float* scale, const float* offset, double epsilon, float* y) {
+  std::vector<float> mul(channels), add(channels), centre(channels);
+  for (int64_t c = 0; c < channels; c++) {
+    mul[c] = static_cast<float>((scale ? scale[c] : 1.0) / std::sqrt(static_cast<double>(variance[c]) + epsilon));
+    centre[c] = mean[c];
+    add[c] = offset ? offset[c] : 0.0f;
+  }
+  const int64_t rows = count / channels;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, channels));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    const float* m = centre.data();
+    const float* s = mul.data();
+    const float* o = add.data();
+    for (int64_t r = begin; r < end; r++) {
+      const float* xr = x + r * channels;
+      float* yr = y + r * channels;
+      for (int64_t c = 0; c < channels; c++) yr[c] = (xr[c] - m[c]) * s[c] + o[c];
+    }
+  });
+}
+
+void maxPool(const at::Tensor& x, const PoolGeometry& p, OutputSlot& out, const std::vector<int64_t>& outNhwc) {
+  const PoolPlan plan = planPool(p);
+  const at::Tensor input = padNhwc(x, plan.pad, -std::numeric_limits<double>::infinity());
+  out.arm();
+  at::Tensor y = at::max_pool2d(input, {p.filterH, p.filterW}, {p.strideH, p.strideW}, {plan.pad.h, plan.pad.w});
+  out.deliver(y, nchwOf(outNhwc), kChannelsLast);
+}
+
+void maxPoolGrad(const at::Tensor& dy, const at::Tensor& x, const PoolGeometry& p, OutputSlot& out) {
+  const PoolPlan plan = planPool(p);
+  const at::Tensor input = padNhwc(x, plan.pad, -std::numeric_limits<double>::infinity());
+  const at::IntArrayRef kernel{p.filterH, p.filterW}, stride{p.strideH, p.strideW};
+  const std::vector<int64_t> padding{plan.pad.h, plan.pad.w};
+  // ATen's backward needs the argmax positions; like tfjs, the first maximum of a window wins.
+  auto pooled = at::max_pool2d_with_indices(input, kernel, stride, padding);
+  if (!plan.explicitPad) out.arm();
+  at::Tensor dx = at::max_pool2d_with_indices_backward(dy, input, kernel, stride, padding, {1, 1}, false,
+                                                       std::get<1>(pooled));
+  out.deliver(cropNhwc(dx, plan.pad, x.size(2), x.size(3)), x.sizes(), kChannelsLast);
+}
+
+void avgPool(const at::Tensor& x, const PoolGeometry& p, OutputSlot& out, const std::vector<int64_t>& outNhwc) {
+  const PoolPlan plan = planPool(p);
+  if (plan.explicitPad) throw std::invalid_argument("avgPool: asymmetric padding is handled in JS");
+  out.arm();
+  // tfjs averages over the window's pixels inside the input only.
+  at::Tensor y = at::avg_pool2d(x, {p.filterH, p.filterW}, {p.strideH, p.strideW}, {plan.pad.h, plan.pad.w}, false,
+                                /*count_include_pad=*/false);
+  out.deliver(y, nchwOf(outNhwc), kChannelsLast);
+}
+
+void avgPoolGrad(const at::Tensor& dy, const at::Tensor& x, const PoolGeometry& p, OutputSlot& out) {
+  const PoolPlan plan = planPool(p);
+  if (plan.explicitPad) throw std::invalid_argument("avgPoolGrad: asymmetric padding is handled in JS");
+  out.arm();
+  // tfjs's gradient divides by the full window size, even where the window overlaps padding.
+  at::Tensor dx = at::avg_pool2d_backward(dy, x, {p.filterH, p.filterW}, {p.strideH, p.strideW},
+                                          {plan.pad.h, plan.pad.w}, false, true, p.filterH * p.filterW);
+  out.deliver(dx, x.sizes(), kChannelsLast);
+}
+
+void binary(BinaryOp op, const at::Tensor& a, const at::Tensor& b, OutputSlot& out,
+            const std::vector<int64_t>& outShape) {
+  out.arm();
+  at::Tensor y;
+  switch (op) {
+    case BinaryOp::kAdd: y = at::add(a, b); break;
+    case BinaryOp::kSub: y = at::sub(a, b); break;
+    case BinaryOp::kMul: y = at::mul(a, b); break;
+    case BinaryOp::kDiv: y = at::div(a, b); break;
+    case BinaryOp::kSquaredDifference: y = at::sub(a, b); y.mul_(y); break;
+    case BinaryOp::kMaximum: y = at::maximum(a, b); break;
+    case BinaryOp::kMinimum: y = at::minimum(a, b); break;
+    default: throw std::invalid_argument("unknown binary op code " + std::to_string(static_cast<int>(op)));
+  }
+  out.deliver(y, outShape);
+}
+
+void unary(UnaryOp op, const at::Tensor& x, double alpha, OutputSlot& out) {
+  if (op == UnaryOp::kStep) {
+    // tfjs: 1 where x > 0, NaN stays NaN, alpha elsewhere.
+    const float* src = x.data_ptr<float>();
+    float* dst = static_cast<float*>(out.data());
+    const float a = static_cast<float>(alpha);
+    at::parallel_for(0, x.numel(), 32768, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; i++) dst[i] = src[i] > 0.0f ? 1.0f : (std::isnan(src[i]) ? src[i] : a);
+    });
+    return;
+  }
+  out.arm();
+  at::Tensor y;
+  switch (op) {
+    case UnaryOp::kRelu: y = at::relu(x); break;
+    case UnaryOp::kRelu6: y = at::clamp(x, 0.0, 6.0); break;
+    case UnaryOp::kSigmoid: y = at::sigmoid(x); break;
+    case UnaryOp::kNeg: y = at::neg(x); break;
+    default: throw std::invalid_argument("unknown unary op code " + std::to_string(static_cast<int>(op)));
+  }
+  out.deliver(y, x.sizes());
+}
+
+void reduce(ReduceOp op, const at::Tensor& x, const std::vector<int64_t>& axes, OutputSlot& out,
+            const std::vector<int64_t>& outShape) {
+  out.arm();
+  at::Tensor y;
+  switch (op) {
+    case ReduceOp::kSum: y = at::sum(x, axes); break;
+    case ReduceOp::kMean: y = at::mean(x, axes); break;
+    case ReduceOp::kMax: y = at::amax(x, axes); break;
+    default: throw std::invalid_argument("unknown reduction code " + std::to_string(static_cast<int>(op)));
+  }
+  out.deliver(y.reshape(outShape), outShape);
+}
+
+void concatRows(const std::vector<const uint8_t*>& sources, const std::vector<int64_t>& chunkBytes, int64_t rows,
+                uint8_t* dst) {
+  int64_t rowBytes = 0;
+  for (int64_t b : chunkBytes) rowBytes += b;
+  const int64_t grain = std::max<int64_t>(1, (1 << 17) / std::max<int64_t>(1, rowBytes));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      uint8_t* d = dst + r * rowBytes;
+      for (size_t i = 0; i < sources.size(); i++) {
+        std::memcpy(d, sources[i] + r * chunkBytes[i], chunkBytes[i]);
+        d += chunkBytes[i];
+      }
+    }
+  });
+}
+
+void sliceCopy(const uint8_t* src, const std::vector<int64_t>& shape, const std::vector<int64_t>& begin,
+               const std::vector<int64_t>& size, int64_t elementBytes, uint8_t* dst) {
+  const int64_t rank = static_cast<int64_t>(shape.size());
+  if (rank == 0) {
+    std::memcpy(dst, src, elementBytes);
+    return;
+  }
+  // Trailing axes taken whole merge with the last partial axis into one contiguous chunk.
+  int64_t k = rank - 1;
+  int64_t inner = elementBytes;
+  while (k > 0 && size[k] == shape[k]) inner *= shape[k--];
+  const int64_t chunk = size[k] * inner;
+  std::vector<int64_t> strides(k + 1);  // bytes per step along axes 0..k
+  strides[k] = inner;
+  for (int64_t d = k - 1; d >= 0; d--) strides[d] = strides[d + 1] * shape[d + 1];
+  int64_t rows = 1;
+  for (int64_t d = 0; d < k; d++) rows *= size[d];
+  const int64_t grain = std::max<int64_t>(1, (1 << 17) / std::max<int64_t>(1, chunk));
+  at::parallel_for(0, rows, grain, [&](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; r++) {
+      int64_t offset = begin[k] * strides[k];
+      int64_t rest = r;
+      for (int64_t d = k - 1; d >= 0; d--) {
+        offset += (begin[d] + rest % size[d]) * strides[d];
+        rest /= size[d];
+      }
+      std::memcpy(dst + r * chunk, src + offset, chunk);
+    }
+  });
+}
+
+}  // namespace torch_cpu

@@ -1,0 +1,76 @@
+// ATen implementations of the tfjs kernels that torch-cpu replaces. Tensors come in
+// as views of tfjs's own memory (NHWC data viewed as channels-last NCHW) and every
+// result is delivered into a JS-owned output buffer (see output_slot.h).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "output_slot.h"
+
+namespace torch_cpu {
+
+/** Strides, dilations and the four paddings of a 2-D convolution, as tfjs computes them. */
+struct ConvGeometry {
+  int64_t strideH, strideW, dilationH, dilationW;
+  int64_t padTop, padBottom, padLeft, padRight;
+};
+
+/** Filter size, strides and paddings of a 2-D pooling window. */
+struct PoolGeometry {
+  int64_t filterH, filterW, strideH, strideW;
+  int64_t padTop, padBottom, padLeft, padRight;
+};
+
+/** tfjs's fused activations that ATen can apply in place (prelu stays in JS). */
+enum class Activation : int { kLinear = 0, kRelu = 1, kRelu6 = 2, kSigmoid = 3, kElu = 4, kLeakyRelu = 5 };
+
+enum class BinaryOp : int { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3, kSquaredDifference = 4, kMaximum = 5, kMinimum = 6 };
+enum class UnaryOp : int { kRelu = 0, kRelu6 = 1, kStep = 2, kSigmoid = 3, kNeg = 4 };
+enum class ReduceOp : int { kSum = 0, kMean = 1, kMax = 2 };
+
+/** [N,H,W,C] float memory viewed as an NCHW tensor in channels-last layout (no copy). */
+at::Tensor nhwcView(float* data, const std::vector<int64_t>& nhwc);
+/** A [H,W,I,O] filter viewed as ATen's [O,I,H,W] weight (no copy). */
+at::Tensor hwioView(float* data, const std::vector<int64_t>& hwio);
+/** Row-major float memory of the given shape (no copy). */
+at::Tensor denseView(float* data, const std::vector<int64_t>& shape);
+
+void conv2d(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+            const ConvGeometry& g, Activation act, double alpha, OutputSlot& out,
+            const std::vector<int64_t>& outNhwc);
+void conv2dBackpropInput(const at::Tensor& dy, const at::Tensor& weight, const std::vector<int64_t>& inNhwc,
+                         const ConvGeometry& g, OutputSlot& out);
+void conv2dBackpropFilter(const at::Tensor& x, const at::Tensor& dy, const std::vector<int64_t>& filterHwio,
+                          const ConvGeometry& g, OutputSlot& out);
+
+/** a, b are [batch, rows, cols] before the optional transposes; batch 1 broadcasts. */
+void batchMatMul(const at::Tensor& a, const at::Tensor& b, bool transposeA, bool transposeB,
+                 const c10::optional<at::Tensor>& bias, Activation act, double alpha, OutputSlot& out,
+                 const std::vector<int64_t>& outShape);
+
+/** y = (x - mean) * scale / sqrt(variance + eps) + offset over the last axis of length `channels`. */
+void batchNorm(const float* x, int64_t count, int64_t channels, const float* mean, const float* variance,
+               const float* scale, const float* offset, double epsilon, float* y);
+
+void maxPool(const at::Tensor& x, const PoolGeometry& p, OutputSlot& out, const std::vector<int64_t>& outNhwc);
+void maxPoolGrad(const at::Tensor& dy, const at::Tensor& x, const PoolGeometry& p, OutputSlot& out);
+void avgPool(const at::Tensor& x, const PoolGeometry& p, OutputSlot& out, const std::vector<int64_t>& outNhwc);
+void avgPoolGrad(const at::Tensor& dy, const at::Tensor& x, const PoolGeometry& p, OutputSlot& out);
+
+void binary(BinaryOp op, const at::Tensor& a, const at::Tensor& b, OutputSlot& out,
+            const std::vector<int64_t>& outShape);
+void unary(UnaryOp op, const at::Tensor& x, double alpha, OutputSlot& out);
+void reduce(ReduceOp op, const at::Tensor& x, const std::vector<int64_t>& axes, OutputSlot& out,
+            const std::vector<int64_t>& outShape);
+
+/** Concatenation of `rows` rows made of one chunk of each source (any element type). */
+void concatRows(const std::vector<const uint8_t*>& sources, const std::vector<int64_t>& chunkBytes,
+                int64_t rows, uint8_t* dst);
+/** Copies the box [begin, begin + size) of a row-major array of `shape` (any element type). */
+void sliceCopy(const uint8_t* src, const std::vector<int64_t>& shape, const std::vector<int64_t>& begin,
+               const std::vector<int64_t>& size, int64_t elementBytes, uint8_t* dst);
+
+}  // namespace torch_cpu

@@ -1,0 +1,282 @@
+// A dense block as one tfjs layer: layer l computes BN-ReLU-Conv [-> BN-ReLU-Conv3x3]
+// [-> dropout] on the concatenation of the block input and every earlier layer's new
+// maps. The whole block is one tf.customGrad op with a hand-written backward, because
+// tfjs keeps every gradient tensor of a tape until the backward pass ends: per-layer
+// ops would keep O(L^2) gradient pieces alive. Here the backward walks the layers in
+// reverse with one running gradient per feature map, freeing as it goes.
+//
+// Naive mode keeps each layer's concatenation, BN-ReLU outputs and bottleneck output
+// for the backward pass; memory-efficient mode keeps only the block input, the new maps
+// and per-channel batch statistics, and recomputes the rest ("shared-buffer
+// recomputation", Pleiss et al. 2017).
+import * as tf from '../tf';
+import {
+  ChannelStats, UnitWeights, bnRelu, channelStats, conv, unitBackward, unitForward, unitWeightList,
+} from '../core/bn-relu-conv';
+import { UnitVariables, addUnitVariables, movingStats, readUnit, updateMovingStats } from './unit-variables';
+
+export interface DenseBlockArgs {
+  name?: string;
+  numLayers: number;
+  growthRate: number;
+  /** Channels of the 1x1 bottleneck conv (4k in DenseNet-B); 0 means none. */
+  bottleneckWidth: number;
+  /** Convolutions carry a bias (FC-DenseNet) or not (DenseNet). */
+  useBias: boolean;
+  dropRate: number;
+  memoryEfficient: boolean;
+  /** 'all': concat(input, new maps) (DenseNet); 'new': the new maps only (FC-DenseNet's upsampling path). */
+  output: 'all' | 'new';
+  epsilon?: number;
+  /** Keras-style: moving = momentum * moving + (1 - momentum) * batch (torch's momentum 0.1). */
+  momentum?: number;
+}
+
+/** What the forward pass leaves for the backward pass of one dense layer. */
+interface LayerRecord {
+  stats: ChannelStats[];
+  mask?: tf.Tensor;
+  /** Naive mode only: inputs of each unit (the concatenation first) and the BN-ReLU outputs. */
+  unitInputs?: tf.Tensor4D[];
+  activations?: tf.Tensor4D[];
+}
+
+type Shape = Array<number | null>;
+
+function concatChannels(xs: tf.Tensor4D[]): tf.Tensor4D {
+  return xs.length === 1 ? xs[0].clone() : tf.concat(xs, 3);
+}
+
+export class DenseBlock extends tf.layers.Layer {
+  static className = 'DenseNetDenseBlock';
+  readonly numLayers: number;
+  readonly growthRate: number;
+  readonly bottleneckWidth: number;
+  readonly useBias: boolean;
+  readonly dropRate: number;
+  readonly outputMode: 'all' | 'new';
+  readonly epsilon: number;
+  readonly momentum: number;
+  memoryEfficient: boolean;
+  /** units[l][u]: unit u (0: norm1/conv1, 1: norm2/conv2) of layer l. */
+  private units: UnitVariables[][] = [];
+
+  constructor(args: DenseBlockArgs) {
+    super({ name: args.name });
+    this.numLayers = args.numLayers;
+    this.growthRate = args.growthRate;
+    this.bottleneckWidth = args.bottleneckWidth;
+    this.useBias = args.useBias;
+    this.dropRate = args.dropRate;
+    this.memoryEfficient = args.memoryEfficient;
+    this.outputMode = args.output;
+    this.epsilon = args.epsilon ?? 1e-5;
+    this.momentum = args.momentum ?? 0.9;
+  }
+
+  get inputChannels(): number {
+    return this.units[0][0].gamma.shape[0] as number;
+  }
+
+  build(inputShape: Shape | Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
+    const c0 = shape[3] as number;
+    this.units = [];
+    for (let l = 1; l <= this.numLayers; l++) {
+      const channels = c0 + (l - 1) * this.growthRate;
+      const unit = (i: number, inChannels: number, kernelSize: number, filters: number) => addUnitVariables(this, {
+        norm: `layer${l}/norm${i}`, conv: `layer${l}/conv${i}`, channels: inChannels, kernelSize, filters, useBias: this.useBias,
+      });
+      this.units.push(this.bottleneckWidth > 0
+        ? [unit(1, channels, 1, this.bottleneckWidth), unit(2, this.bottleneckWidth, 3, this.growthRate)]
+        : [unit(1, channels, 3, this.growthRate)]);
+    }
+    this.built = true;
+  }
+
+  computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const s = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
+    const added = this.numLayers * this.growthRate;
+    return [s[0], s[1], s[2], this.outputMode === 'all' ? (s[3] as number) + added : added];
+  }
+
+  call(inputs: tf.Tensor | tf.Tensor[], kwargs: { training?: boolean }): tf.Tensor {
+    const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+    return kwargs.training ? this.trainingForward(x) : this.inferenceForward(x);
+  }
+
+  private assemble(x: tf.Tensor4D, created: tf.Tensor4D[]): tf.Tensor4D {
+    return this.outputMode === 'all' ? tf.concat([x, ...created], 3) : concatChannels(created);
+  }
+
+  private inferenceForward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const features = [x];
+      for (const layer of this.units) {
+        let h = concatChannels(features);
+        for (const u of layer) {
+          const { mean, variance } = movingStats(u);
+          const w = readUnit(u);
+          h = conv(bnRelu(h, w.bn, channelStats(mean, variance, this.epsilon)), w.conv);
+        }
+        features.push(h);
+      }
+      return this.assemble(x, features.slice(1));
+    });
+  }
+
+  /** One dense layer in training mode; updates the moving statistics (only ever called in the forward pass). */
+  private layerForward(features: tf.Tensor4D[], layer: UnitVariables[], weights: UnitWeights[]): { out: tf.Tensor4D; record: LayerRecord } {
+    const naive = !this.memoryEfficient;
+    const record: LayerRecord = { stats: [], unitInputs: naive ? [] : undefined, activations: naive ? [] : undefined };
+    let h = concatChannels(features);
+    layer.forEach((u, i) => {
+      const { out, r, stats, mean, variance } = unitForward(h, weights[i], this.epsilon);
+      updateMovingStats(u, mean, variance, this.momentum);
+      record.stats.push(stats);
+      if (naive) {
+        record.unitInputs!.push(h);
+        record.activations!.push(r);
+      } else {
+        // Freed at once, not at the end of the block: this is where the memory goes.
+        tf.dispose([h, r]);
+      }
+      h = out;
+    });
+    if (this.dropRate > 0) {
+      record.mask = dropoutMask(h.shape, this.dropRate);
+      const masked = tf.mul(h, record.mask) as tf.Tensor4D;
+      h.dispose();
+      h = masked;
+    }
+    return { out: h, record };
+  }
+
+  private trainingForward(x: tf.Tensor4D): tf.Tensor4D {
+    const weights = this.units.map((layer) => layer.map(readUnit));
+    const flatWeights = weights.flat().flatMap(unitWeightList);
+
+    const op = tf.customGrad((...args: unknown[]) => {
+      const save = args[args.length - 1] as tf.GradSaveFunc;
+      const input = args[0] as tf.Tensor4D;
+      const created: tf.Tensor4D[] = [];
+      const records: LayerRecord[] = [];
+      const value = tf.tidy(() => {
+        for (let l = 0; l < this.units.length; l++) {
+          const { out, record } = this.layerForward([input, ...created], this.units[l], weights[l]);
+          created.push(tf.keep(out));
+          keepRecord(record);
+          records.push(record);
+        }
+        return this.assemble(input, created);
+      });
+      const savedRecords = records.flatMap(recordTensors);
+      save([input, ...created, ...savedRecords]);
+      tf.dispose([...created, ...savedRecords]);
+      const layout = records.map((r) => recordTensors(r).length);
+      return { value, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => this.backward(dy as tf.Tensor4D, saved, weights, layout) };
+    });
+    return op(x, ...flatWeights) as tf.Tensor4D;
+  }
+
+  private backward(dy: tf.Tensor4D, saved: tf.Tensor[], weights: UnitWeights[][], layout: number[]): tf.Tensor[] {
+    const L = this.units.length;
+    const input = saved[0] as tf.Tensor4D;
+    const created = saved.slice(1, 1 + L) as tf.Tensor4D[];
+    let at = 1 + L;
+    const records = layout.map((n, l) => {
+      const r = this.unpackRecord(saved.slice(at, at + n), weights[l].length);
+      at += n;
+      return r;
+    });
+    const k = this.growthRate;
+    // Running gradient of every feature map of the block: input first, then each layer's new maps.
+    const sizes = this.outputMode === 'all' ? [input.shape[3], ...created.map(() => k)] : created.map(() => k);
+    const pieces = tf.split(dy, sizes, 3) as tf.Tensor4D[];
+    const grads: Array<tf.Tensor4D | null> = this.outputMode === 'all' ? pieces : [null, ...pieces];
+    const weightGrads: tf.Tensor[][] = new Array(L);
+
+    for (let l = L - 1; l >= 0; l--) {
+      const dOut = grads[l + 1]!;
+      const result = tf.tidy(() => {
+        const rec = records[l];
+        const features = [input, ...created.slice(0, l)];
+        const { ins, acts } = rec.unitInputs
+          ? { ins: rec.unitInputs, acts: rec.activations! }
+          : recompute(features, weights[l], rec.stats);
+        let d = rec.mask ? (tf.mul(dOut, rec.mask) as tf.Tensor4D) : dOut;
+        const unitGrads: tf.Tensor[][] = [];
+        for (let i = weights[l].length - 1; i >= 0; i--) {
+          const u = unitBackward(ins[i], acts[i], weights[l][i], rec.stats[i], d);
+          unitGrads.unshift(u.weightGrads);
+          d = u.dx;
+        }
+        const dFeatures = l === 0 ? [d] : (tf.split(d, features.map((f) => f.shape[3]), 3) as tf.Tensor4D[]);
+        const accumulated = dFeatures.map((g, j) => (grads[j] ? tf.add(grads[j]!, g) : g));
+        return { accumulated, unitGrads: unitGrads.flat() };
+      });
+      // Free what this layer no longer needs: its incoming gradient, the superseded sums, its naive-mode intermediates.
+      tf.dispose([dOut, ...grads.slice(0, l + 1).filter((g): g is tf.Tensor4D => g !== null)]);
+      tf.dispose([...(records[l].unitInputs ?? []), ...(records[l].activations ?? [])]);
+      grads[l + 1] = null;
+      result.accumulated.forEach((g, j) => (grads[j] = g as tf.Tensor4D));
+      weightGrads[l] = result.unitGrads;
+    }
+    // tfjs would hold the incoming gradient until the whole backward pass ends; nothing reads it after this op.
+    dy.dispose();
+    return [grads[0]!, ...weightGrads.flat()];
+  }
+
+  private unpackRecord(tensors: tf.Tensor[], units: number): LayerRecord {
+    const stats: ChannelStats[] = [];
+    for (let i = 0; i < units; i++) stats.push({ mean: tensors[2 * i] as tf.Tensor1D, invStd: tensors[2 * i + 1] as tf.Tensor1D });
+    let at = 2 * units;
+    const mask = this.dropRate > 0 ? tensors[at++] : undefined;
+    if (this.memoryEfficient) return { stats, mask };
+    return {
+      stats, mask,
+      unitInputs: tensors.slice(at, at + units) as tf.Tensor4D[],
+      activations: tensors.slice(at + units, at + 2 * units) as tf.Tensor4D[],
+    };
+  }
+
+  getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      numLayers: this.numLayers,
+      growthRate: this.growthRate,
+      bottleneckWidth: this.bottleneckWidth,
+      useBias: this.useBias,
+      dropRate: this.dropRate,
+      memoryEfficient: this.memoryEfficient,
+      output: this.outputMode,
+      epsilon: this.epsilon,
+      momentum: this.momentum,
+    };
+  }
+}
+
+function recordTensors(r: LayerRecord): tf.Tensor[] {
+  return [...r.stats.flatMap((s) => [s.mean, s.invStd]), ...(r.mask ? [r.mask] : []), ...(r.unitInputs ?? []), ...(r.activations ?? [])];
+}
+
+function keepRecord(r: LayerRecord): void {
+  recordTensors(r).forEach((t) => tf.keep(t));
+}
+
+function dropoutMask(shape: number[], rate: number): tf.Tensor {
+  return tf.tidy(() => tf.div(tf.cast(tf.greaterEqual(tf.randomUniform(shape), rate), 'float32'), 1 - rate));
+}
+
+/** Rebuilds a layer's unit inputs and BN-ReLU outputs from its input features and saved batch statistics. */
+function recompute(features: tf.Tensor4D[], weights: UnitWeights[], stats: ChannelStats[]): { ins: tf.Tensor4D[]; acts: tf.Tensor4D[] } {
+  const ins: tf.Tensor4D[] = [concatChannels(features)];
+  const acts: tf.Tensor4D[] = [];
+  weights.forEach((w, i) => {
+    acts.push(bnRelu(ins[i], w.bn, stats[i]));
+    if (i + 1 < weights.length) ins.push(conv(acts[i], w.conv));
+  });
+  return { ins, acts };
+}
+
+tf.serialization.registerClass(DenseBlock);

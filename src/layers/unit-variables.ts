@@ -1,0 +1,59 @@
+// The variables of one BN-ReLU-Conv unit inside a custom layer, shared by the dense
+// block and the transition layer.
+import * as tf from '../tf';
+import { UnitWeights } from '../core/bn-relu-conv';
+
+export interface UnitVariables {
+  gamma: tf.LayerVariable;
+  beta: tf.LayerVariable;
+  movingMean: tf.LayerVariable;
+  movingVariance: tf.LayerVariable;
+  kernel: tf.LayerVariable;
+  bias?: tf.LayerVariable;
+}
+
+export interface UnitShape {
+  norm: string;
+  conv: string;
+  channels: number;
+  kernelSize: number;
+  filters: number;
+  useBias: boolean;
+}
+
+type AddWeight = (name: string, shape: number[], dtype: 'float32', init: ReturnType<typeof tf.initializers.ones>,
+  regularizer: undefined, trainable: boolean) => tf.LayerVariable;
+
+/** Creates the unit's weights on `layer` under `norm/...` and `conv/...`. */
+export function addUnitVariables(layer: tf.layers.Layer, s: UnitShape): UnitVariables {
+  const add = (layer as unknown as { addWeight: AddWeight }).addWeight.bind(layer);
+  const weight = (name: string, shape: number[], init: ReturnType<typeof tf.initializers.ones>, trainable = true) =>
+    add(name, shape, 'float32', init, undefined, trainable);
+  return {
+    gamma: weight(`${s.norm}/gamma`, [s.channels], tf.initializers.ones()),
+    beta: weight(`${s.norm}/beta`, [s.channels], tf.initializers.zeros()),
+    movingMean: weight(`${s.norm}/moving_mean`, [s.channels], tf.initializers.zeros(), false),
+    movingVariance: weight(`${s.norm}/moving_variance`, [s.channels], tf.initializers.ones(), false),
+    kernel: weight(`${s.conv}/kernel`, [s.kernelSize, s.kernelSize, s.channels, s.filters], tf.initializers.heNormal({})),
+    bias: s.useBias ? weight(`${s.conv}/bias`, [s.filters], tf.initializers.zeros()) : undefined,
+  };
+}
+
+export function readUnit(u: UnitVariables): UnitWeights {
+  return {
+    bn: { gamma: u.gamma.read() as tf.Tensor1D, beta: u.beta.read() as tf.Tensor1D },
+    conv: { kernel: u.kernel.read() as tf.Tensor4D, bias: u.bias?.read() as tf.Tensor1D | undefined },
+  };
+}
+
+export function movingStats(u: UnitVariables): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  return { mean: u.movingMean.read() as tf.Tensor1D, variance: u.movingVariance.read() as tf.Tensor1D };
+}
+
+/** moving = momentum * moving + (1 - momentum) * batch; called once per training forward, never on recomputation. */
+export function updateMovingStats(u: UnitVariables, mean: tf.Tensor1D, variance: tf.Tensor1D, momentum: number): void {
+  tf.tidy(() => {
+    u.movingMean.write(tf.add(tf.mul(u.movingMean.read(), momentum), tf.mul(mean, 1 - momentum)));
+    u.movingVariance.write(tf.add(tf.mul(u.movingVariance.read(), momentum), tf.mul(variance, 1 - momentum)));
+  });
+}
