@@ -101,7 +101,8 @@ function findProblems(nb) {
     const tags = (cell.metadata && cell.metadata.tags) || [];
     for (const o of cell.outputs || []) {
       if (o.output_type === 'error') {
-        problems.push(`cell ${i}: ${o.ename}: ${o.evalue}`);
+        const trace = (o.traceback || []).join('\n').replace(/\x1b\[[0-9;]*m/g, '').trim().split('\n').slice(0, 8).join('\n');
+        problems.push(`cell ${i}: ${o.ename}: ${o.evalue}${trace ? `\n${trace}` : ''}`);
       } else if (o.output_type === 'stream' && o.name === 'stderr' && !tags.includes('allow-stderr')) {
         problems.push(`cell ${i}: wrote to stderr: ${sourceText(o.text).trim().slice(0, 300)}`);
       }
@@ -154,6 +155,9 @@ function executeOne(file, opts, env, python) {
       `--ExecutePreprocessor.timeout=${opts.timeout}`,
       // Timestamps in cell metadata would change on every run.
       '--ExecutePreprocessor.record_timing=False',
+      // Run every cell and write the notebook even when one fails, so that
+      // findProblems can name the cell and the error.
+      '--ExecutePreprocessor.allow_errors=True',
       '--output-dir', executedDir, '--output', name, file,
     ],
     env,

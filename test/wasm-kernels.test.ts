@@ -128,7 +128,7 @@ test('Conv2DBackpropFilter matches cpu for strides 1 and 2, same and valid, kern
   }
 });
 
-test('Conv2DBackpropFilter 1x1 over many pixels (reduction split in chunks) matches cpu', async () => {
+test('Conv2DBackpropFilter 1x1 over many pixels matches cpu', async () => {
   for (const [x, cout] of [[[3, 90, 70, 5], 3], [[2, 64, 64, 3], 9]] as Array<[Shape4, number]>) {
     await assertWasmMatchesCpu(`Conv2DBackpropFilter 1x1 x [${x}] -> ${cout}`, () =>
       tf.engine().runKernel('Conv2DBackpropFilter', { x: rand(x, 1), dy: rand([x[0], x[1], x[2], cout], 2) }, {
@@ -145,6 +145,8 @@ test('BatchMatMul with transposeA/transposeB, batched and broadcast, matches cpu
     [[7, 5], [3, 7], true, true],
     [[1, 9], [9, 1], false, false],
     [[300, 17], [300, 10], true, false],
+    [[2, 50], [300, 50], false, true],
+    [[50, 2], [300, 50], true, true],
     [[3, 4, 6], [3, 6, 5], false, false],
     [[3, 6, 4], [3, 5, 6], true, true],
     [[2, 64, 70], [2, 70, 65], false, false],
@@ -206,8 +208,29 @@ test('gradients of batchNorm, relu, concat, pooling, mean, matMul, add/mul, drop
       return tf.grads((l: tf.Tensor) => tf.losses.softmaxCrossEntropy(labels, l))([rand([6, 4], 19, -3, 3)]);
     }],
     ['slice', () => weightedGrads((a) => tf.slice(a, [1, 2, 1, 1], [2, 5, 4, 3]), [x()])],
+    ['categorical cross entropy on clipped softmax', () => {
+      const labels = tf.oneHot(tf.tensor1d([2, 0, 1], 'int32'), 3);
+      const loss = (l: tf.Tensor): tf.Tensor =>
+        tf.neg(tf.mean(tf.sum(tf.mul(labels, tf.log(tf.clipByValue(tf.softmax(l), 1e-7, 1 - 1e-7))), -1)));
+      return tf.grads(loss)([rand([3, 3], 20, -4, 4)]);
+    }],
   ];
   for (const [label, f] of cases) await assertWasmMatchesCpu(`grad ${label}`, f);
+});
+
+test('maxPool gradient matches cpu where windows hold only values <= 0 (after a ReLU)', async () => {
+  // Stock wasm MaxPoolGrad starts its running max at FLT_MIN and sends such windows' gradient to element 0.
+  for (const [pool, stride, pad] of [[3, 2, 'same'], [2, 2, 'valid'], [3, 1, 'same']] as Array<[number, number, 'same' | 'valid']>) {
+    await assertWasmMatchesCpu(`grad maxPool ${pool}x${pool}/${stride} ${pad} of relu`, () =>
+      weightedGrads((a) => tf.maxPool(tf.relu(a) as tf.Tensor4D, pool, stride, pad), [rand([2, 9, 8, 4], 21, -1, 0.3)]));
+  }
+});
+
+test('forward pooling and mean match cpu on odd sizes', async () => {
+  const x = (): tf.Tensor4D => rand([3, 9, 7, 5], 22) as tf.Tensor4D;
+  await assertWasmMatchesCpu('forward pools', () => [
+    tf.maxPool(x(), 3, 2, 'same'), tf.maxPool(x(), 2, 2, 'valid'), tf.avgPool(x(), 2, 2, 'valid'), tf.mean(x(), [1, 2]),
+  ]);
 });
 
 test('gradients of a conv -> batchNorm -> relu -> maxPool -> dense chain match cpu', async () => {

@@ -1,9 +1,14 @@
 // The public zoo: list the models, create one from its record, load one with weights.
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
 import * as tf from '../src/tf';
+import { loadTfjsWeights } from '../src/weights/tfjs-weights';
+import { loadTorchvisionSafetensors } from '../src/weights/torchvision';
 import { buildDenseNet, DenseNetArch } from '../src/models/densenet';
 import { buildFCDenseNet, FCDenseNetArch } from '../src/models/fc-densenet';
 import { InputShape } from '../src/models/common';
-import { ZOO, ZooEntry } from './configs';
+import { WeightsSource, ZOO, ZooEntry } from './configs';
 
 export * from './configs';
 
@@ -80,4 +85,68 @@ export function create(name: string, options: CreateOptions = {}): tf.LayersMode
 /** Number of trainable parameters of a model. */
 export function countTrainableParams(model: tf.LayersModel): number {
   return model.trainableWeights.reduce((sum, w) => sum + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
+}
+
+export interface LoadOptions extends CreateOptions {
+  /**
+   * A weight tag of the record (`imagenet`, or one the project ships), a `.safetensors` file or URL with
+   * torchvision/timm keys, or a tfjs `model.json` (file, folder or URL).
+   */
+  weights?: string;
+}
+
+/** Where the package's own files live (shipped weights), from dist/zoo or zoo. */
+const PACKAGE_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
+
+/** The record's weights source for a tag, or a source described by a path/URL. */
+export function resolveWeights(name: string, weights: string): WeightsSource {
+  const e = entry(name);
+  const tagged = e.weights.find((w) => w.tag === weights);
+  if (tagged) {
+    const isUrl = /^https?:\/\//i.test(tagged.url);
+    return { ...tagged, url: isUrl ? tagged.url : path.join(PACKAGE_ROOT, tagged.url) };
+  }
+  const looksLikeFile = /\.safetensors$|\.json$|^https?:\/\//i.test(weights) || weights.includes('/') || weights.includes(path.sep);
+  if (!looksLikeFile) {
+    const tags = e.weights.map((w) => w.tag);
+    throw new Error(`${name}: unknown weights '${weights}'; tags for this model: ${tags.length ? tags.join(', ') : 'none'}; ` +
+      'or give a .safetensors file, a tfjs model.json or a folder holding one');
+  }
+  const format = /\.safetensors$/i.test(weights) ? 'safetensors' : 'tfjs';
+  return { tag: weights, description: 'user weights', url: weights, format, numClasses: NaN, inChannels: NaN };
+}
+
+async function checkSha256(file: string, expected: string): Promise<void> {
+  const digest = crypto.createHash('sha256').update(await fs.promises.readFile(file)).digest('hex');
+  if (digest !== expected) throw new Error(`${file}: sha256 ${digest} does not match the zoo's ${expected}; the file is damaged or replaced`);
+}
+
+/** Builds `name` and loads weights into it (see LoadOptions). Without `weights`, the same as `create`. */
+export async function load(name: string, options: LoadOptions = {}): Promise<tf.LayersModel> {
+  const e = entry(name);
+  if (!options.weights) return create(name, options);
+  const source = resolveWeights(name, options.weights);
+  const known = (n: number) => (Number.isNaN(n) ? undefined : n);
+  const model = create(name, {
+    ...options,
+    numClasses: options.numClasses ?? known(source.numClasses),
+    inputShape: options.inputShape ?? source.inputShape,
+  });
+  if (source.sha256 && !/^https?:\/\//i.test(source.url)) await checkSha256(source.url, source.sha256);
+  const numClasses = options.numClasses ?? known(source.numClasses);
+  const weightOptions = {
+    skipClassifier: known(source.numClasses) !== undefined && numClasses !== source.numClasses ? true : ('auto' as const),
+    adaptInputChannels: true,
+    firstConv: e.firstConv,
+    classifier: e.classifier,
+  };
+  if (source.format === 'safetensors') {
+    if (e.arch.family !== 'densenet') {
+      throw new Error(`${name}: .safetensors import reads torchvision/timm DenseNet keys; FC-DenseNet weights come as a tfjs model.json`);
+    }
+    await loadTorchvisionSafetensors(model, source.url, weightOptions);
+  } else {
+    await loadTfjsWeights(model, source.url, weightOptions);
+  }
+  return model;
 }

@@ -166,7 +166,8 @@ void maxPool(const at::Tensor& x, const PoolGeometry& p, OutputSlot& out, const 
 void maxPoolGrad(const at::Tensor& dy, const at::Tensor& x, const PoolGeometry& p, OutputSlot& out) {
   const PoolPlan plan = planPool(p);
   const at::Tensor input = padNhwc(x, plan.pad, -std::numeric_limits<double>::infinity());
-  const at::IntArrayRef kernel{p.filterH, p.filterW}, stride{p.strideH, p.strideW};
+  // Owning vectors: an IntArrayRef built from a braced list would dangle.
+  const std::vector<int64_t> kernel{p.filterH, p.filterW}, stride{p.strideH, p.strideW};
   const std::vector<int64_t> padding{plan.pad.h, plan.pad.w};
   // ATen's backward needs the argmax positions; like tfjs, the first maximum of a window wins.
   auto pooled = at::max_pool2d_with_indices(input, kernel, stride, padding);

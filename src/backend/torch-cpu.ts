@@ -51,8 +51,10 @@ function packageRoot(): string {
   return dir;
 }
 
-/** Where scripts/build-native.js puts the addon. */
-export const ADDON_PATH = path.join(packageRoot(), 'native', 'build', 'Release', 'torch_cpu.node');
+export const ADDON_ENV = 'DENSENET_TORCH_ADDON';
+
+/** Where scripts/build-native.js puts the addon; DENSENET_TORCH_ADDON overrides it (tests use it to hide the addon). */
+export const ADDON_PATH = process.env[ADDON_ENV] || path.join(packageRoot(), 'native', 'build', 'Release', 'torch_cpu.node');
 
 let addon: Addon | null | undefined;
 let unavailableReason = '';
@@ -75,6 +77,19 @@ function native(): Addon {
   const a = loadAddon();
   if (!a) throw new Error(`torch-cpu: ${unavailableReason}`);
   return a;
+}
+
+const nativeCalls = new Map<string, number>();
+
+/** The addon for one call of kernel `name` (counted, so tests and profiles can tell native runs from fallbacks). */
+function nativeFor(name: string): Addon {
+  nativeCalls.set(name, (nativeCalls.get(name) ?? 0) + 1);
+  return native();
+}
+
+/** How many times each kernel ran in libtorch (not in its cpu fallback) since the process started. */
+export function nativeCallCounts(): Record<string, number> {
+  return Object.fromEntries(nativeCalls);
 }
 
 /** Number of libtorch threads: DENSENET_THREADS, or every core. */
@@ -225,7 +240,7 @@ function runConv2D(args: KernelArgs, kernelName: string): tf.TensorInfo | tf.Ten
   if (!g) return fallback(kernelName, args);
   const outShape = info.outShape;
   const out = allocFloats(size(outShape));
-  native().conv2d(floatsOf(backend, x), x.shape, floatsOf(backend, filter), filter.shape,
+  nativeFor(kernelName).conv2d(floatsOf(backend, x), x.shape, floatsOf(backend, filter), filter.shape,
     bias ? floatsOf(backend, bias) : null, g, act, attrs.leakyreluAlpha ?? 0.2, out, outShape);
   return output(backend, outShape, out);
 }
@@ -239,7 +254,7 @@ function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] 
   const g = convGeometry(info);
   if (!g || !tf.util.arraysEqual(info.outShape, dy.shape)) return fallback(tf.Conv2DBackpropInput, args);
   const out = allocFloats(size(inputShape));
-  native().conv2dBackpropInput(floatsOf(backend, dy), dy.shape, floatsOf(backend, filter), filter.shape,
+  nativeFor(tf.Conv2DBackpropInput).conv2dBackpropInput(floatsOf(backend, dy), dy.shape, floatsOf(backend, filter), filter.shape,
     inputShape, g, out);
   return output(backend, inputShape, out);
 }
@@ -253,7 +268,7 @@ function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[]
   const g = convGeometry(info);
   if (!g || !tf.util.arraysEqual(info.outShape, dy.shape)) return fallback(tf.Conv2DBackpropFilter, args);
   const out = allocFloats(size(filterShape));
-  native().conv2dBackpropFilter(floatsOf(backend, x), x.shape, floatsOf(backend, dy), dy.shape, filterShape, g, out);
+  nativeFor(tf.Conv2DBackpropFilter).conv2dBackpropFilter(floatsOf(backend, x), x.shape, floatsOf(backend, dy), dy.shape, filterShape, g, out);
   return output(backend, filterShape, out);
 }
 
@@ -285,7 +300,7 @@ function runMatMul(args: KernelArgs, kernelName: string): tf.TensorInfo | tf.Ten
     return fallback(kernelName, args);
   }
   const out = allocFloats(size(outShape));
-  native().batchMatMul(floatsOf(backend, a), [batchA, ar, ac], floatsOf(backend, b), [batchB, br, bc],
+  nativeFor(kernelName).batchMatMul(floatsOf(backend, a), [batchA, ar, ac], floatsOf(backend, b), [batchB, br, bc],
     !!transposeA, !!transposeB, bias ? floatsOf(backend, bias) : null, bias ? bias.shape : [], act, leakyreluAlpha ?? 0.2,
     out, [batch, rows, cols]);
   return output(backend, outShape, out);
@@ -305,7 +320,7 @@ function fusedBatchNorm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
     return fallback(tf.FusedBatchNorm, args);
   }
   const out = allocFloats(size(x.shape));
-  native().batchNorm(floatsOf(backend, x), channels, floatsOf(backend, mean), floatsOf(backend, variance),
+  nativeFor(tf.FusedBatchNorm).batchNorm(floatsOf(backend, x), channels, floatsOf(backend, mean), floatsOf(backend, variance),
     scale ? floatsOf(backend, scale) : null, offset ? floatsOf(backend, offset) : null, varianceEpsilon ?? 0.001, out);
   return output(backend, x.shape, out);
 }
@@ -328,7 +343,7 @@ function runPool(args: KernelArgs, kernelName: string, kind: 'maxPool' | 'avgPoo
   const identity = info.filterHeight === 1 && info.filterWidth === 1 && tf.util.arraysEqual(info.inShape, info.outShape);
   if (!g || identity || (kind === 'avgPool' && !symmetric(g))) return fallback(kernelName, args);
   const out = allocFloats(size(info.outShape));
-  native()[kind](floatsOf(backend, x), x.shape, g, out, info.outShape);
+  nativeFor(kernelName)[kind](floatsOf(backend, x), x.shape, g, out, info.outShape);
   return output(backend, info.outShape, out);
 }
 
@@ -342,7 +357,7 @@ function runPoolGrad(args: KernelArgs, kernelName: string, kind: 'maxPoolGrad' |
     return fallback(kernelName, args);
   }
   const out = allocFloats(size(input.shape));
-  native()[kind](floatsOf(backend, dy), dy.shape, floatsOf(backend, input), input.shape, g, out);
+  nativeFor(kernelName)[kind](floatsOf(backend, dy), dy.shape, floatsOf(backend, input), input.shape, g, out);
   return output(backend, input.shape, out);
 }
 
@@ -369,7 +384,7 @@ function concat(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const outShape = tf.backend_util.computeOutShape(inputs.map((t) => t.shape), axis);
   const rows = size(outShape.slice(0, axis));
   const out = ctor === Float32Array ? allocFloats(size(outShape)) : new ctor(size(outShape));
-  native().concat(nonEmpty.map((t) => valuesOf(backend, t) as ArrayBufferView), nonEmpty.map((t) => size(t.shape.slice(axis))),
+  nativeFor(tf.Concat).concat(nonEmpty.map((t) => valuesOf(backend, t) as ArrayBufferView), nonEmpty.map((t) => size(t.shape.slice(axis))),
     rows, out);
   return output(backend, outShape, out as unknown as Values, inputs[0].dtype);
 }
@@ -382,7 +397,7 @@ function sliceInfo(backend: TorchCpuBackend, x: tf.TensorInfo, begin: number[], 
     return fallback(tf.Slice, args) as tf.TensorInfo;
   }
   const out = ctor === Float32Array ? allocFloats(size(sizes)) : new ctor(size(sizes));
-  native().slice(valuesOf(backend, x) as ArrayBufferView, x.shape, begin, sizes, out);
+  nativeFor(tf.Slice).slice(valuesOf(backend, x) as ArrayBufferView, x.shape, begin, sizes, out);
   return output(backend, sizes, out as unknown as Values, x.dtype);
 }
 
@@ -427,7 +442,7 @@ function binary(kernelName: string): tf.KernelFunc {
     const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
     if (size(outShape) < MIN_NATIVE_ELEMENTS) return fallback(kernelName, args);
     const out = allocFloats(size(outShape));
-    native().binary(op, floatsOf(backend, a), a.shape, floatsOf(backend, b), b.shape, out, outShape);
+    nativeFor(kernelName).binary(op, floatsOf(backend, a), a.shape, floatsOf(backend, b), b.shape, out, outShape);
     return output(backend, outShape, out);
   };
 }
@@ -442,7 +457,7 @@ function unary(kernelName: string): tf.KernelFunc {
     if (!isFloat(x) || size(x.shape) < MIN_NATIVE_ELEMENTS) return fallback(kernelName, args);
     const alpha = Number((args.attrs as { alpha?: number } | undefined)?.alpha ?? 0);
     const out = allocFloats(size(x.shape));
-    native().unary(op, floatsOf(backend, x), alpha, out);
+    nativeFor(kernelName).unary(op, floatsOf(backend, x), alpha, out);
     return output(backend, x.shape, out);
   };
 }
@@ -460,7 +475,7 @@ function reduction(kernelName: string): tf.KernelFunc {
     const reduced = x.shape.filter((_, i) => !axes.includes(i));
     const outShape = keepDims ? tf.backend_util.expandShapeToKeepDim(reduced, axes) : reduced;
     const out = allocFloats(size(outShape));
-    native().reduce(op, floatsOf(backend, x), x.shape, axes, out, reduced);
+    nativeFor(kernelName).reduce(op, floatsOf(backend, x), x.shape, axes, out, reduced);
     return output(backend, outShape, out);
   };
 }

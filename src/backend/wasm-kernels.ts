@@ -15,6 +15,8 @@
 //   dilated by the stride; 1x1 stride 1 is a matmul.
 // - BatchMatMul: explicit transposes, then the single-batch XNNPACK matmul
 //   (folding a's batch into rows when b is shared, or one call per batch).
+// - MaxPoolGrad: wasm's own routes the gradient of windows whose values are all
+//   <= 0 to the wrong element; this one is a direct loop over heap views.
 //
 // Intermediates are backend-level TensorInfos created by calling other wasm kernels
 // directly; each is released with backend.disposeData so nothing leaks.
@@ -36,6 +38,7 @@ const CONV2D = 'Conv2D';
 const CONV2D_BACKPROP_INPUT = 'Conv2DBackpropInput';
 const CONV2D_BACKPROP_FILTER = 'Conv2DBackpropFilter';
 const BATCH_MAT_MUL = 'BatchMatMul';
+const MAX_POOL_GRAD = 'MaxPoolGrad';
 
 /** wasm kernels as registered before ours replaced them (used for the plain matmul and fallbacks). */
 const originals = new Map<string, tf.KernelConfig>();
@@ -107,11 +110,6 @@ class Scratch {
     return out;
   }
 
-  /** Rows [start, start+count) of a matrix [K, ...], as [count, ...]. */
-  rows(x: TensorInfo, start: number, count: number): TensorInfo {
-    return this.slice(x, [start, ...x.shape.slice(1).map(() => 0)], [count, ...x.shape.slice(1)]);
-  }
-
   /** A new uninitialised float32 tensor. */
   output(shape: number[]): TensorInfo {
     const out = this.backend.makeOutput(shape, 'float32');
@@ -181,8 +179,7 @@ function cropForPad(s: Scratch, x: TensorInfo, padBottom: number, padRight: numb
 function pointwiseInputGrad(s: Scratch, dy: TensorInfo, filter: TensorInfo, inShape: number[]): TensorInfo {
   const [ci, co] = [filter.shape[2], filter.shape[3]];
   const dy3 = s.reshape(dy, [1, product(dy.shape) / co, co]);
-  const wT = s.transpose(s.reshape(filter, [1, ci, co]), [0, 2, 1]);
-  return s.reshape(s.matmul(dy3, wT), inShape);
+  return s.reshape(matmul2D(s, dy3, s.reshape(filter, [1, ci, co]), false, true), inShape);
 }
 
 /** One output phase of a strided input gradient: rows a, a+s, a+2s, ... of dx. */
@@ -306,42 +303,28 @@ function conv2DBackpropInput(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
 // ---------------------------------------------------------------------------
 // Conv2DBackpropFilter
 
-/** Floats of XNNPACK's packed "weights" per matmul call that keep a reduction chunk in cache. */
-const CHUNK_FLOATS = 1 << 17;
-
 /**
- * a^T b for a [K, M], b [K, N]: [1, M, N]. XNNPACK packs b (its "weights") on every
- * call and streams the packed copy once per few rows of a: with a long reduction
- * (K = batch x pixels) that falls out of cache and runs several times slower, so
- * K is cut into chunks whose partial products are summed.
+ * op(a) op(b) for single matrices a, b [1, rows, cols], where op transposes when
+ * asked. XNNPACK only multiplies plain matrices, so transposes are explicit; the
+ * wasm Transpose is slow, so this either transposes the flagged operands or
+ * computes (op(b)^T op(a)^T)^T, whichever moves fewer elements.
  */
-function matmulTN(s: Scratch, a: TensorInfo, b: TensorInfo): TensorInfo {
-  const [k, m] = a.shape;
-  const n = b.shape[1];
-  const chunk = Math.max(64, Math.floor(CHUNK_FLOATS / Math.max(m, n)));
-  const partials: TensorInfo[] = [];
-  for (let start = 0; start < k; start += chunk) {
-    const count = Math.min(chunk, k - start);
-    const ac = count === k ? a : s.rows(a, start, count);
-    const bc = count === k ? b : s.rows(b, start, count);
-    const aT = s.transpose(s.reshape(ac, [1, count, m]), [0, 2, 1]);
-    partials.push(s.matmul(aT, s.reshape(bc, [1, count, n])));
-  }
-  return partials.length === 1 ? partials[0] : s.run('AddN', partials as unknown as tf.NamedTensorInfoMap);
+function matmul2D(s: Scratch, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): TensorInfo {
+  const t = (x: TensorInfo): TensorInfo => s.transpose(x, [0, 2, 1]);
+  const [m, k] = transposeA ? [a.shape[2], a.shape[1]] : [a.shape[1], a.shape[2]];
+  const n = transposeB ? b.shape[1] : b.shape[2];
+  const direct = (transposeA ? m * k : 0) + (transposeB ? k * n : 0);
+  const swapped = (transposeA ? 0 : m * k) + (transposeB ? 0 : k * n) + m * n;
+  if (direct <= swapped) return s.matmul(transposeA ? t(a) : a, transposeB ? t(b) : b);
+  return t(s.matmul(transposeB ? b : t(b), transposeA ? a : t(a)));
 }
 
-/** dW of a 1x1 stride-1 conv: x^T dy over all pixels, transposing the narrower of x, dy. */
+/** dW of a 1x1 stride-1 conv: x^T dy over all pixels. */
 function pointwiseFilterGrad(s: Scratch, x: TensorInfo, dy: TensorInfo, filterShape: number[]): TensorInfo {
   const ci = x.shape[3];
   const co = dy.shape[3];
   const m = product(x.shape) / ci;
-  const x2 = s.reshape(x, [m, ci]);
-  const dy2 = s.reshape(dy, [m, co]);
-  if (co < ci) {
-    const dwT = matmulTN(s, dy2, x2);
-    return s.reshape(s.transpose(dwT, [0, 2, 1]), filterShape);
-  }
-  return s.reshape(matmulTN(s, x2, dy2), filterShape);
+  return s.reshape(matmul2D(s, s.reshape(x, [1, m, ci]), s.reshape(dy, [1, m, co]), true, false), filterShape);
 }
 
 /**
@@ -429,6 +412,7 @@ function batchMatMul(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
   return withScratch(backend, (s) => {
     const a3 = s.reshape(a, [aBatch, a.shape[ra - 2], a.shape[ra - 1]]);
     const b3 = s.reshape(b, [bBatch, b.shape[rb - 2], b.shape[rb - 1]]);
+    if (aBatch === 1 && bBatch === 1) return s.reshape(matmul2D(s, a3, b3, transposeA, transposeB), outShape);
     const aN = transposeA ? s.transpose(a3, [0, 2, 1]) : a3;
     const bN = transposeB ? s.transpose(b3, [0, 2, 1]) : b3;
     if (bBatch === 1) {
@@ -450,12 +434,73 @@ function batchMatMul(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
 }
 
 // ---------------------------------------------------------------------------
+// MaxPoolGrad
+
+/**
+ * wasm's MaxPoolGrad starts each window's running max at FLT_MIN (the smallest
+ * positive float) rather than -inf: a window of values <= 0 (all-negative input,
+ * or the zeros after a ReLU) sends its gradient to element 0 of the tensor. This
+ * one routes each window's gradient to its first maximum among the real (unpadded)
+ * inputs, as the cpu backend does, through heap views with channels innermost.
+ */
+function maxPoolGrad(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+  const a = attrs as unknown as tf.MaxPoolGradAttrs;
+  if (input.dtype !== 'float32') throw new Error(`wasm MaxPoolGrad: input must be float32, got ${input.dtype}`);
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as Shape4, a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode as 'floor' | undefined,
+  );
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } = info;
+  const { strideHeight: sh, strideWidth: sw, effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
+  const { dilationHeight: dh, dilationWidth: dw } = info;
+  const wasm = backend as WasmBackendLike;
+  const dx = wasm.makeOutput(input.shape, 'float32');
+  const x = wasm.typedArrayFromHeap(input);
+  const g = wasm.typedArrayFromHeap(dy);
+  const out = wasm.typedArrayFromHeap(dx);
+  out.fill(0);
+  const best = new Float32Array(c);
+  const where = new Int32Array(c);
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      const y0 = oy * sh - info.padInfo.top;
+      for (let ox = 0; ox < ow; ox++) {
+        const x0 = ox * sw - info.padInfo.left;
+        best.fill(-Infinity);
+        where.fill(-1);
+        for (let fy = 0; fy < fh; fy += dh) {
+          const y = y0 + fy;
+          if (y < 0 || y >= h) continue;
+          for (let fx = 0; fx < fw; fx += dw) {
+            const xx = x0 + fx;
+            if (xx < 0 || xx >= w) continue;
+            const base = ((b * h + y) * w + xx) * c;
+            for (let k = 0; k < c; k++) {
+              const v = x[base + k];
+              if (v > best[k]) {
+                best[k] = v;
+                where[k] = base + k;
+              }
+            }
+          }
+        }
+        const o = ((b * oh + oy) * ow + ox) * c;
+        for (let k = 0; k < c; k++) if (where[k] >= 0) out[where[k]] += g[o + k];
+      }
+    }
+  }
+  return dx;
+}
+
+// ---------------------------------------------------------------------------
 // Registration
 
 const replacements: Array<{ kernelName: string; kernelFunc: tf.KernelFunc }> = [
   { kernelName: CONV2D_BACKPROP_INPUT, kernelFunc: conv2DBackpropInput as unknown as tf.KernelFunc },
   { kernelName: CONV2D_BACKPROP_FILTER, kernelFunc: conv2DBackpropFilter as unknown as tf.KernelFunc },
   { kernelName: BATCH_MAT_MUL, kernelFunc: batchMatMul as unknown as tf.KernelFunc },
+  { kernelName: MAX_POOL_GRAD, kernelFunc: maxPoolGrad as unknown as tf.KernelFunc },
 ];
 for (const r of replacements) ours.add(r.kernelFunc);
 

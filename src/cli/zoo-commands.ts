@@ -1,0 +1,135 @@
+// `zoo list`, `summary`, `convert`, `predict` and `doctor`.
+import * as path from 'path';
+import { Command } from 'commander';
+import * as tf from '../tf';
+import * as backend from '../backend';
+import * as zoo from '../../zoo';
+import { formatSummary, summarize } from '../models/summary';
+import { decodeImageFile } from '../data/image-file';
+import { imageToInput } from './preprocess';
+import { saveLayersModelToFile } from '../weights/file-io';
+import { loadTorchvisionSafetensors } from '../weights/torchvision';
+import IMAGENET_CLASSES from '../../zoo/imagenet-classes.json';
+
+/** Parses `HxWxC` or `HxW`. */
+export function parseInputShape(text: string): [number, number, number] | [number, number] {
+  const parts = text.toLowerCase().split('x').map((p) => Number(p));
+  if ((parts.length !== 2 && parts.length !== 3) || parts.some((p) => !Number.isInteger(p) || p < 1)) {
+    throw new Error(`--input '${text}': expected HxWxC or HxW with positive integers, e.g. 224x224x3`);
+  }
+  return parts as [number, number, number] | [number, number];
+}
+
+export function parsePositiveInt(flag: string) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} '${text}': expected a positive integer`);
+    return n;
+  };
+}
+
+export async function initBackend(program: Command): Promise<backend.BackendChoice> {
+  return backend.init(program.opts().backend);
+}
+
+function print(json: boolean, value: unknown, text: () => string): void {
+  process.stdout.write((json ? JSON.stringify(value, null, 2) : text()) + '\n');
+}
+
+function classNames(e: zoo.ZooEntry): string[] {
+  return e.classNames === 'imagenet' ? (IMAGENET_CLASSES as string[]) : e.classNames;
+}
+
+export function registerZooCommands(program: Command): void {
+  const zooCmd = program.command('zoo').description('the models of the zoo');
+  zooCmd
+    .command('list')
+    .description('list every model: task, parameters, paper')
+    .option('--json', 'machine-readable output')
+    .action((opts: { json?: boolean }) => {
+      const rows = zoo.ZOO.map((e) => ({
+        name: e.name, task: e.task, params: e.params, inputShape: e.input.shape, numClasses: e.numClasses,
+        weights: e.weights.map((w) => w.tag), paper: e.paper.reference,
+      }));
+      print(!!opts.json, rows, () => rows
+        .map((r) => `${r.name.padEnd(20)} ${r.task.padEnd(14)} ${r.params.toLocaleString('en-US').padStart(11)} params  ` +
+          `${r.inputShape.join('x').padEnd(10)} ${r.weights.length ? `weights: ${r.weights.join(', ')}` : ''}`)
+        .join('\n'));
+    });
+
+  program
+    .command('summary <name>')
+    .description('channels, layers, resolution, parameters and FLOPs per block and transition')
+    .option('--input <HxWxC>', 'input size', parseInputShape)
+    .option('--classes <n>', 'number of classes', parsePositiveInt('--classes'))
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, opts: { input?: [number, number, number]; classes?: number; json?: boolean }) => {
+      zoo.entry(name);
+      await initBackend(program);
+      const model = zoo.create(name, { inputShape: opts.input, numClasses: opts.classes });
+      const s = summarize(model);
+      model.dispose();
+      print(!!opts.json, s, () => formatSummary(s));
+    });
+
+  program
+    .command('convert <weights>')
+    .description('convert a torchvision/timm .safetensors DenseNet state dict into a tfjs model directory')
+    .requiredOption('--arch <name>', 'zoo architecture the weights belong to')
+    .requiredOption('--out <dir>', 'output directory (model.json + weights)')
+    .option('--classes <n>', 'classes of the weights (default: the record\'s)', parsePositiveInt('--classes'))
+    .action(async (file: string, opts: { arch: string; out: string; classes?: number }) => {
+      zoo.entry(opts.arch);
+      await initBackend(program);
+      const model = zoo.create(opts.arch, { numClasses: opts.classes });
+      const report = await loadTorchvisionSafetensors(model, file, { skipClassifier: false, adaptInputChannels: false });
+      await saveLayersModelToFile(model, opts.out);
+      process.stdout.write(`wrote ${path.join(opts.out, 'model.json')}: ${report.loaded.length} tensors from ${file}\n`);
+    });
+
+  program
+    .command('predict <model> <image>')
+    .description('classify an image (or segment it) with a zoo model and weights')
+    .option('--weights <w>', 'weight tag, .safetensors file or tfjs model.json')
+    .option('--top <k>', 'number of classes to print', parsePositiveInt('--top'), 5)
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, image: string, opts: { weights?: string; top: number; json?: boolean }) => {
+      const e = zoo.entry(name);
+      if (e.task !== 'classification') throw new Error(`${name} is a segmentation model; predict prints classes of classification models`);
+      const decoded = decodeImageFile(image);
+      await initBackend(program);
+      const model = await zoo.load(name, { weights: opts.weights });
+      const input = imageToInput(decoded, { ...e.input, shape: (model.inputs[0].shape as number[]).slice(1) as [number, number, number] });
+      const probs = tf.tidy(() => tf.softmax(model.predict(input) as tf.Tensor2D));
+      const { values, indices } = tf.topk(probs, Math.min(opts.top, probs.shape[1]));
+      const names = classNames(e);
+      const p = values.dataSync();
+      const top = Array.from(indices.dataSync()).map((c, i) => ({ class: c, name: names[c] ?? `class ${c}`, probability: p[i] }));
+      print(!!opts.json, { model: name, image, weights: opts.weights ?? null, top }, () =>
+        top.map((t) => `${(t.probability * 100).toFixed(2).padStart(6)}%  ${t.name} (${t.class})`).join('\n'));
+    });
+
+  program
+    .command('doctor')
+    .description('which tfjs backends are installed, which one is chosen, and versions')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) => {
+      const installed = backend.listCandidates().map((c) => {
+        let available: boolean;
+        try {
+          backend.choose(c.name, { env: {} });
+          available = true;
+        } catch {
+          available = false;
+        }
+        return { name: c.name, description: c.description, available, install: c.install };
+      });
+      const chosen = await backend.init(program.opts().backend, { log: null });
+      const info = { node: process.version, tfjs: tf.version_core, chosen: chosen.name, backends: installed };
+      print(!!opts.json, info, () => [
+        `node ${info.node}, @tensorflow/tfjs-core ${info.tfjs}`,
+        ...installed.map((b) => `${b.name === chosen.name ? '*' : ' '} ${b.name.padEnd(15)} ${b.available ? 'installed    ' : 'not installed'} ${b.description}` +
+          (b.available ? '' : `  (${b.install})`)),
+      ].join('\n'));
+    });
+}
