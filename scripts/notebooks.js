@@ -91,20 +91,20 @@ function sourceText(x) {
 }
 
 /**
- * Problems in an executed notebook: error outputs, and text on stderr unless
- * the cell carries the tag "allow-stderr".
+ * Problems in an executed notebook: error outputs, and any text on stderr.
+ * tslab reports exceptions and type errors on stderr (its error replies carry
+ * no error output), so stderr is treated as failure without exceptions.
  */
 function findProblems(nb) {
   const problems = [];
   nb.cells.forEach((cell, i) => {
     if (cell.cell_type !== 'code') return;
-    const tags = (cell.metadata && cell.metadata.tags) || [];
     for (const o of cell.outputs || []) {
       if (o.output_type === 'error') {
         const trace = (o.traceback || []).join('\n').replace(/\x1b\[[0-9;]*m/g, '').trim().split('\n').slice(0, 8).join('\n');
         problems.push(`cell ${i}: ${o.ename}: ${o.evalue}${trace ? `\n${trace}` : ''}`);
-      } else if (o.output_type === 'stream' && o.name === 'stderr' && !tags.includes('allow-stderr')) {
-        problems.push(`cell ${i}: wrote to stderr: ${sourceText(o.text).trim().slice(0, 300)}`);
+      } else if (o.output_type === 'stream' && o.name === 'stderr') {
+        problems.push(`cell ${i}: wrote to stderr: ${sourceText(o.text).trim().slice(0, 600)}`);
       }
     }
   });

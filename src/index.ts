@@ -1,6 +1,9 @@
 // Public surface: `const { tf, backend, zoo } = require('densenet-zoo')`.
+// `tf` is the package's one TensorFlow.js instance; use it for every tensor you pass in.
 import * as tf from './tf';
 import * as backend from './backend';
 import * as zoo from '../zoo';
+import * as weights from './weights';
+import { summarize, formatSummary, blockChannels } from './models/summary';
 
-export { tf, backend, zoo };
+export { tf, backend, zoo, weights, summarize, formatSummary, blockChannels };

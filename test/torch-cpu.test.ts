@@ -270,8 +270,10 @@ test('Slice and SplitV (strided, as the concat gradient uses them)', { skip }, (
   expectSame('slice channels', tf.Slice, () => tf.slice(t(x), [0, 0, 0, 3], [2, 6, 6, 7]));
   expectSame('slice box', tf.Slice, () => tf.slice(t(x), [1, 2, 1, 0], [1, 3, 4, 20]));
   expectSame('split channels', [tf.Slice], () => tf.split(t(x), [3, 5, 12], 3));
+  const a = data([2, 6, 6, 4]);
+  const b = data([2, 6, 6, 9]);
   expectSame('concat gradient', [tf.Slice], () =>
-    tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.concat([a, b], 3))))([t(data([2, 6, 6, 4])), t(data([2, 6, 6, 9]))]));
+    tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.square(tf.concat([p, q], 3))))([t(a), t(b)]));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -326,11 +328,13 @@ test('gradients of a small BN-ReLU-Conv/concat/pool/dense network agree with cpu
   const w2 = data([3, 3, 16, 4], -0.5, 0.5);
   const wd = data([12, 10], -0.5, 0.5);
   const labels = tf.tidy(() => { tf.setBackend('cpu'); return tf.oneHot(tf.tensor1d([1, 3, 5, 7], 'int32'), 10).dataSync(); });
+  // tfjs's batchNorm gradient needs scale and offset tensors.
   const bnRelu = (h: tf.Tensor4D) => {
     const { mean, variance } = tf.moments(h, [0, 1, 2]);
-    return tf.relu(tf.batchNorm(h, mean, variance, undefined, undefined, 1e-5)) as tf.Tensor4D;
+    const c = h.shape[3];
+    return tf.relu(tf.batchNorm(h, mean, variance, tf.fill([c], 0.1), tf.fill([c], 1.5), 1e-5)) as tf.Tensor4D;
   };
-  expectSame('network', [tf.Conv2D, tf.Conv2DBackpropInput, tf.Conv2DBackpropFilter, tf.Concat, tf.MaxPoolGrad], () =>
+  expectSame('network', [tf.Conv2D, tf.Conv2DBackpropInput, tf.Conv2DBackpropFilter, tf.Concat, tf.MaxPoolGrad, tf.FusedBatchNorm, tf.Mean], () =>
     tf.grads((...ws: tf.Tensor[]) => {
       const stem = tf.conv2d(t(x) as tf.Tensor4D, ws[0] as tf.Tensor4D, 1, 'same');
       const bottleneck = tf.conv2d(bnRelu(stem), ws[1] as tf.Tensor4D, 1, 'same');

@@ -160,6 +160,24 @@ test('BatchMatMul with transposeA/transposeB, batched and broadcast, matches cpu
   }
 });
 
+test('Tile, and Sum/Mean over leading or middle axes, match cpu', async () => {
+  const tiles: Array<[number[], number[]]> = [
+    [[1, 1, 1, 7], [3, 5, 4, 1]], [[2, 3], [3, 2]], [[3, 1, 2], [1, 4, 1]], [[4, 5, 1], [1, 1, 6]], [[5], [3]], [[2, 3, 4], [1, 1, 1]],
+  ];
+  for (const [i, [shape, reps]] of tiles.entries()) {
+    await assertWasmMatchesCpu(`tile [${shape}] by [${reps}]`, () => tf.tile(rand(shape, 70 + i), reps));
+  }
+  await assertWasmMatchesCpu('tile int32', () => tf.cast(tf.tile(tf.tensor2d([[1, 2], [3, 4]], [2, 2], 'int32'), [2, 3]), 'float32'));
+  const reductions: Array<[number[], number | number[], boolean]> = [
+    [[3, 9, 7, 5], [0, 1, 2], false], [[3, 9, 7, 5], [1, 2], true], [[3, 9, 7, 5], [0], false], [[3, 9, 7, 5], 2, true],
+    [[3, 9, 7, 5], [0, 2], false], [[3, 9, 7, 5], [3], false], [[3, 9, 7, 5], [2, 3], false], [[40, 3], 0, false],
+  ];
+  for (const [i, [shape, axis, keepDims]] of reductions.entries()) {
+    await assertWasmMatchesCpu(`sum and mean of [${shape}] over ${JSON.stringify(axis)}${keepDims ? ' (keepDims)' : ''}`, () =>
+      [tf.sum(rand(shape, 80 + i), axis, keepDims), tf.mean(rand(shape, 90 + i), axis, keepDims)]);
+  }
+});
+
 test('gradients of conv2d (1x1, 3x3, 7x7/2) and conv2dTranspose 3x3/2 match cpu', async () => {
   const cases: Array<[string, Shape4, Shape4, number]> = [
     ['conv2d 1x1', [2, 6, 6, 7], [1, 1, 7, 5], 1],
@@ -218,11 +236,11 @@ test('gradients of batchNorm, relu, concat, pooling, mean, matMul, add/mul, drop
   for (const [label, f] of cases) await assertWasmMatchesCpu(`grad ${label}`, f);
 });
 
-test('maxPool gradient matches cpu where windows hold only values <= 0 (after a ReLU)', async () => {
+test('maxPool gradient matches cpu where windows hold only zeros (the output of a ReLU)', async () => {
   // Stock wasm MaxPoolGrad starts its running max at FLT_MIN and sends such windows' gradient to element 0.
   for (const [pool, stride, pad] of [[3, 2, 'same'], [2, 2, 'valid'], [3, 1, 'same']] as Array<[number, number, 'same' | 'valid']>) {
-    await assertWasmMatchesCpu(`grad maxPool ${pool}x${pool}/${stride} ${pad} of relu`, () =>
-      weightedGrads((a) => tf.maxPool(tf.relu(a) as tf.Tensor4D, pool, stride, pad), [rand([2, 9, 8, 4], 21, -1, 0.3)]));
+    await assertWasmMatchesCpu(`grad maxPool ${pool}x${pool}/${stride} ${pad} of relu output`, () =>
+      weightedGrads((z) => tf.maxPool(z as tf.Tensor4D, pool, stride, pad), [tf.relu(rand([2, 9, 8, 4], 21, -1, 0.3))]));
   }
 });
 

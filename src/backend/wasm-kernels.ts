@@ -29,8 +29,9 @@ type ExplicitPad = [[number, number], [number, number], [number, number], [numbe
 /** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
 interface WasmBackendLike {
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
+  incRef(dataId: tf.DataId): void;
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(info: TensorInfo): Float32Array;
+  typedArrayFromHeap(info: TensorInfo): tf.TypedArray;
 }
 
 const WASM = 'wasm';
@@ -39,6 +40,11 @@ const CONV2D_BACKPROP_INPUT = 'Conv2DBackpropInput';
 const CONV2D_BACKPROP_FILTER = 'Conv2DBackpropFilter';
 const BATCH_MAT_MUL = 'BatchMatMul';
 const MAX_POOL_GRAD = 'MaxPoolGrad';
+const TILE = 'Tile';
+const SUM = 'Sum';
+const MEAN = 'Mean';
+const IDENTITY = 'Identity';
+const CAST = 'Cast';
 
 /** wasm kernels as registered before ours replaced them (used for the plain matmul and fallbacks). */
 const originals = new Map<string, tf.KernelConfig>();
@@ -119,7 +125,7 @@ class Scratch {
 
   /** Float32 view of a tensor in the wasm heap; invalid after the next allocation. */
   view(t: TensorInfo): Float32Array {
-    return this.backend.typedArrayFromHeap(t);
+    return this.backend.typedArrayFromHeap(t) as Float32Array;
   }
 
   release(keep?: TensorInfo): void {
@@ -456,9 +462,9 @@ function maxPoolGrad(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
   const { dilationHeight: dh, dilationWidth: dw } = info;
   const wasm = backend as WasmBackendLike;
   const dx = wasm.makeOutput(input.shape, 'float32');
-  const x = wasm.typedArrayFromHeap(input);
-  const g = wasm.typedArrayFromHeap(dy);
-  const out = wasm.typedArrayFromHeap(dx);
+  const x = wasm.typedArrayFromHeap(input) as Float32Array;
+  const g = wasm.typedArrayFromHeap(dy) as Float32Array;
+  const out = wasm.typedArrayFromHeap(dx) as Float32Array;
   out.fill(0);
   const best = new Float32Array(c);
   const where = new Int32Array(c);
@@ -494,6 +500,138 @@ function maxPoolGrad(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
 }
 
 // ---------------------------------------------------------------------------
+// Tile, Sum, Mean: the batch-norm and broadcast gradients
+
+/**
+ * Repeats x along each axis. wasm's Tile computes every output index separately
+ * (about 100x slower than a copy; batchNorm's gradient tiles the per-channel
+ * scale to the full activation shape). Here each axis, innermost first, copies
+ * whole blocks: a block of the output is built once, then duplicated.
+ */
+function tile(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { x } = inputs as { x: TensorInfo };
+  const { reps } = attrs as unknown as tf.TileAttrs;
+  if (x.dtype === 'string') return wasmKernel(TILE).kernelFunc(args) as TensorInfo;
+  const wasm = backend as WasmBackendLike;
+  const outShape = x.shape.map((d, i) => d * reps[i]);
+  const out = wasm.makeOutput(outShape, x.dtype);
+  if (product(outShape) === 0) return out;
+  // Same element type on both sides (float32, int32 or bool bytes): plain copies.
+  const src = wasm.typedArrayFromHeap(x) as Float32Array;
+  const dst = wasm.typedArrayFromHeap(out) as Float32Array;
+  const rank = x.shape.length;
+  // Size of one output block below axis d (axes d+1.. fully tiled) and one input block.
+  const outBlock = (d: number): number => product(outShape.slice(d + 1));
+  const inBlock = (d: number): number => product(x.shape.slice(d + 1));
+  const fill = (d: number, srcOff: number, dstOff: number): void => {
+    const n = x.shape[d];
+    if (d === rank - 1) {
+      if (n === 1) dst.fill(src[srcOff], dstOff, dstOff + reps[d]);
+      else for (let r = 0; r < reps[d]; r++) dst.set(src.subarray(srcOff, srcOff + n), dstOff + r * n);
+      return;
+    }
+    const inner = outBlock(d);
+    for (let i = 0; i < n; i++) fill(d + 1, srcOff + i * inBlock(d), dstOff + i * inner);
+    // Duplicate the finished n*inner block reps-1 times, doubling the copied span.
+    const span = n * inner;
+    for (let done = 1; done < reps[d];) {
+      const count = Math.min(done, reps[d] - done);
+      dst.copyWithin(dstOff + done * span, dstOff, dstOff + count * span);
+      done += count;
+    }
+  };
+  fill(0, 0, 0);
+  return out;
+}
+
+/** Normalised reduction axes when they form one block that excludes the last axis, else null. */
+function outerReduction(shape: number[], axis: number | number[]): { p: number; r: number; q: number } | null {
+  const axes = tf.util.parseAxisParam(axis, shape).sort((a, b) => a - b);
+  if (axes.length === 0 || axes[axes.length - 1] === shape.length - 1) return null;
+  if (axes.some((a, i) => i > 0 && a !== axes[i - 1] + 1)) return null;
+  const first = axes[0];
+  const last = axes[axes.length - 1];
+  return {
+    p: product(shape.slice(0, first)), r: product(shape.slice(first, last + 1)), q: product(shape.slice(last + 1)),
+  };
+}
+
+/**
+ * Sum (or mean) over a block of axes that are not innermost, e.g. the [0,1,2] of
+ * an NHWC gradient: wasm transposes the whole tensor first to reduce innermost.
+ * This walks x once as [P,R,Q] with float64 accumulators.
+ */
+function reduceOuter(args: Parameters<tf.KernelFunc>[0], kernelName: string, divide: boolean): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { x } = inputs as { x: TensorInfo };
+  const { axis, keepDims } = attrs as unknown as tf.SumAttrs;
+  const block = x.dtype === 'float32' ? outerReduction(x.shape, axis) : null;
+  if (!block) return wasmKernel(kernelName).kernelFunc(args) as TensorInfo;
+  const axes = tf.util.parseAxisParam(axis, x.shape);
+  const outShape = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+  const wasm = backend as WasmBackendLike;
+  const out = wasm.makeOutput(outShape, 'float32');
+  const src = wasm.typedArrayFromHeap(x) as Float32Array;
+  const dst = wasm.typedArrayFromHeap(out) as Float32Array;
+  const { p, r, q } = block;
+  const acc = new Float64Array(q);
+  const scale = divide ? 1 / r : 1;
+  for (let i = 0; i < p; i++) {
+    acc.fill(0);
+    let j = 0;
+    // Four rows per pass: a quarter of the accumulator traffic.
+    for (; j + 4 <= r; j += 4) {
+      const b0 = (i * r + j) * q;
+      const b1 = b0 + q;
+      const b2 = b1 + q;
+      const b3 = b2 + q;
+      for (let k = 0; k < q; k++) acc[k] += (src[b0 + k] + src[b1 + k]) + (src[b2 + k] + src[b3 + k]);
+    }
+    for (; j < r; j++) {
+      const base = (i * r + j) * q;
+      for (let k = 0; k < q; k++) acc[k] += src[base + k];
+    }
+    for (let k = 0; k < q; k++) dst[i * q + k] = acc[k] * scale;
+  }
+  return out;
+}
+
+function sum(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
+  return reduceOuter(args, SUM, false);
+}
+
+function mean(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
+  return reduceOuter(args, MEAN, true);
+}
+
+// ---------------------------------------------------------------------------
+// Identity and same-type Cast: aliases, not copies
+
+/**
+ * The engine clones every tensor it saves for the backward pass through Identity,
+ * and many gradients cast float32 to float32; wasm copies the data both times.
+ * tfjs tensors are immutable, so (like the cpu backend) these share the buffer
+ * and bump its reference count.
+ */
+function alias(args: Parameters<tf.KernelFunc>[0], kernelName: string): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { x } = inputs as { x: TensorInfo };
+  const dtype = (attrs as { dtype?: tf.DataType } | undefined)?.dtype ?? x.dtype;
+  if (x.dtype === 'string' || dtype !== x.dtype) return wasmKernel(kernelName).kernelFunc(args) as TensorInfo;
+  (backend as WasmBackendLike).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
+}
+
+function identity(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
+  return alias(args, IDENTITY);
+}
+
+function cast(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
+  return alias(args, CAST);
+}
+
+// ---------------------------------------------------------------------------
 // Registration
 
 const replacements: Array<{ kernelName: string; kernelFunc: tf.KernelFunc }> = [
@@ -501,6 +639,11 @@ const replacements: Array<{ kernelName: string; kernelFunc: tf.KernelFunc }> = [
   { kernelName: CONV2D_BACKPROP_FILTER, kernelFunc: conv2DBackpropFilter as unknown as tf.KernelFunc },
   { kernelName: BATCH_MAT_MUL, kernelFunc: batchMatMul as unknown as tf.KernelFunc },
   { kernelName: MAX_POOL_GRAD, kernelFunc: maxPoolGrad as unknown as tf.KernelFunc },
+  { kernelName: TILE, kernelFunc: tile as unknown as tf.KernelFunc },
+  { kernelName: SUM, kernelFunc: sum as unknown as tf.KernelFunc },
+  { kernelName: MEAN, kernelFunc: mean as unknown as tf.KernelFunc },
+  { kernelName: IDENTITY, kernelFunc: identity as unknown as tf.KernelFunc },
+  { kernelName: CAST, kernelFunc: cast as unknown as tf.KernelFunc },
 ];
 for (const r of replacements) ours.add(r.kernelFunc);
 

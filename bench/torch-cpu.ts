@@ -1,0 +1,239 @@
+// Per-kernel timings of the torch-cpu backend against wasm and PyTorch.
+//
+//   npx tsc -p tsconfig.json && node dist/bench/torch-cpu.js [--reps 20] [--no-python] [--profile] [--step]
+//
+// Kernels: the two convolutions of a DenseNet-BC layer at CIFAR size (batch 16, 32x32:
+// 3x3 48->12 and 1x1 192->48) and their input and filter gradients; median ms over
+// --reps runs, on wasm (single-threaded), torch-cpu with 1 and 2 threads and, when a
+// python3 with torch is found, PyTorch (channels-last, the same ATen calls) with 1
+// and 2 threads.
+// --profile: the tfjs kernels of one DenseNet-BC-100 (k=12) training step (batch 64,
+// 32x32) on torch-cpu, by total time.
+// --step: ms per training step of that model on wasm and torch-cpu (1 and 2 threads).
+import { spawnSync } from 'child_process';
+import * as tf from '../src/tf';
+import { init } from '../src/backend';
+import { registerTorchCpuCandidate, setTorchCpuThreads, torchCpuInfo } from '../src/backend/torch-cpu';
+import * as zoo from '../zoo';
+
+interface ConvCase {
+  label: string;
+  k: number;
+  cin: number;
+  cout: number;
+}
+
+const BATCH = 16;
+const SIZE = 32;
+const CASES: ConvCase[] = [
+  { label: '3x3 48->12', k: 3, cin: 48, cout: 12 },
+  { label: '1x1 192->48', k: 1, cin: 192, cout: 48 },
+];
+const KINDS = ['forward', 'input grad', 'filter grad'] as const;
+type Kind = (typeof KINDS)[number];
+
+function argValue(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+const flag = (name: string) => process.argv.includes(name);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Median and minimum ms over `reps` runs after two warm-up runs (the minimum is robust to a busy machine). */
+function timeMs(fn: () => void, reps: number): Timing {
+  for (let i = 0; i < 2; i++) fn();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return { median: median(times), min: Math.min(...times) };
+}
+
+interface Timing { median: number; min: number }
+
+/** The op of `kind` for `c` as a closure over tensors made on the current backend. */
+function convOp(c: ConvCase, kind: Kind): { run: () => void; dispose: () => void } {
+  const x = tf.randomNormal([BATCH, SIZE, SIZE, c.cin]) as tf.Tensor4D;
+  const w = tf.randomNormal([c.k, c.k, c.cin, c.cout]) as tf.Tensor4D;
+  const dy = tf.randomNormal([BATCH, SIZE, SIZE, c.cout]) as tf.Tensor4D;
+  const ops: Record<Kind, () => tf.Tensor> = {
+    forward: () => tf.conv2d(x, w, 1, 'same'),
+    'input grad': () => tf.conv2dTranspose(dy, w, x.shape, 1, 'same'),
+    'filter grad': () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, {
+      strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape: w.shape,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor,
+  };
+  return {
+    run: () => tf.tidy(() => { ops[kind]().dataSync(); }),
+    dispose: () => tf.dispose([x, w, dy]),
+  };
+}
+
+type Column = Record<string, Timing | string>;
+
+async function tfjsColumn(backend: string, threads: number | null, reps: number): Promise<Column> {
+  await init(backend, { log: null });
+  if (threads !== null) setTorchCpuThreads(threads);
+  const col: Column = {};
+  for (const c of CASES) {
+    for (const kind of KINDS) {
+      const op = convOp(c, kind);
+      try {
+        col[`${c.label} ${kind}`] = timeMs(op.run, reps);
+      } catch (err) {
+        col[`${c.label} ${kind}`] = `n/a (${(err as Error).message.split('\n')[0].slice(0, 40)})`;
+      } finally {
+        op.dispose();
+      }
+    }
+  }
+  return col;
+}
+
+const PYTORCH_SCRIPT = `
+import json, sys, time, torch
+reps = int(sys.argv[1])
+cases = json.loads(sys.argv[2])
+torch.manual_seed(0)
+def med(f):
+    for _ in range(2): f()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter(); f(); ts.append((time.perf_counter() - t) * 1e3)
+    ts.sort()
+    return {"median": ts[len(ts) // 2], "min": ts[0]}
+out = {"version": torch.__version__}
+with torch.inference_mode():
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        col = {}
+        for c in cases:
+            k, p = c["k"], c["k"] // 2
+            x = torch.randn(${BATCH}, c["cin"], ${SIZE}, ${SIZE}).to(memory_format=torch.channels_last)
+            w = torch.randn(c["cout"], c["cin"], k, k)
+            dy = torch.randn(${BATCH}, c["cout"], ${SIZE}, ${SIZE}).to(memory_format=torch.channels_last)
+            grad = lambda mask: torch.ops.aten.convolution_backward(dy, x, w, None, [1, 1], [p, p], [1, 1], False, [0, 0], 1, mask)
+            col[c["label"] + " forward"] = med(lambda: torch.nn.functional.conv2d(x, w, padding=p))
+            col[c["label"] + " input grad"] = med(lambda: grad([True, False, False]))
+            col[c["label"] + " filter grad"] = med(lambda: grad([False, True, False]))
+        out[str(threads)] = col
+print(json.dumps(out))
+`;
+
+/** The first python3 that can import torch, or null. */
+function findPython(): string | null {
+  for (const exe of ['python3', '/usr/bin/python3']) {
+    const r = spawnSync(exe, ['-c', 'import torch'], { encoding: 'utf8' });
+    if (r.status === 0) return exe;
+  }
+  return null;
+}
+
+function pytorchColumns(reps: number): { version: string; cols: Record<string, Column> } | string {
+  const python = findPython();
+  if (!python) return 'PyTorch: no python3 with torch found (apt-get install python3-torch)';
+  const r = spawnSync(python, ['-c', PYTORCH_SCRIPT, String(reps), JSON.stringify(CASES)], { encoding: 'utf8' });
+  if (r.status !== 0) return `PyTorch: the benchmark failed: ${r.stderr.trim().split('\n').pop()}`;
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  return { version: out.version, cols: { 'PyTorch 1t': out['1'], 'PyTorch 2t': out['2'] } };
+}
+
+function printTable(columns: Record<string, Column>): void {
+  const names = Object.keys(columns);
+  const rows = CASES.flatMap((c) => KINDS.map((k) => `${c.label} ${k}`));
+  const fmt = (v: Timing | string | undefined) => (v === undefined ? '-' : typeof v === 'string' ? v : `${v.median.toFixed(2)} (${v.min.toFixed(2)})`);
+  const widths = [Math.max(16, ...rows.map((r) => r.length)), ...names.map((n) => Math.max(n.length, 13))];
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  console.log(line(['ms: median (min)', ...names]));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows) console.log(line([r, ...names.map((n) => fmt(columns[n][r]))]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A DenseNet-BC-100 training step
+
+function trainingStep(model: tf.LayersModel, batch: number): () => void {
+  const [h, w, c] = (model.inputs[0].shape as number[]).slice(1);
+  const x = tf.randomNormal([batch, h, w, c]);
+  const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32') as tf.Tensor1D, 10);
+  const optimizer = tf.train.momentum(0.1, 0.9, true);
+  return () => {
+    tf.tidy(() => {
+      const cost = optimizer.minimize(() => {
+        const logits = model.apply(x, { training: true }) as tf.Tensor;
+        return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+      }, true);
+      cost?.dataSync();
+    });
+  };
+}
+
+async function profileStep(batch: number): Promise<void> {
+  await init('torch-cpu', { log: null });
+  const model = zoo.create('densenet-bc-100-k12');
+  const step = trainingStep(model, batch);
+  step();
+  const t0 = Date.now();
+  const profile = await tf.profile(step);
+  const wall = Date.now() - t0;
+  const byKernel = new Map<string, { ms: number; calls: number }>();
+  for (const k of profile.kernels) {
+    const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
+    e.ms += k.kernelTimeMs as number;
+    e.calls += 1;
+    byKernel.set(k.name, e);
+  }
+  const total = [...byKernel.values()].reduce((s, e) => s + e.ms, 0);
+  console.log(`\nDenseNet-BC-100 (k=12) training step, batch ${batch}, torch-cpu ${torchCpuInfo().threads} threads: ` +
+    `${total.toFixed(0)} ms in kernels (profiled wall ${wall} ms)`);
+  console.log('| kernel | ms | % | calls |\n|---|---|---|---|');
+  for (const [name, e] of [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20)) {
+    console.log(`| ${name} | ${e.ms.toFixed(1)} | ${((100 * e.ms) / total).toFixed(1)} | ${e.calls} |`);
+  }
+}
+
+async function stepTimes(batch: number, reps: number): Promise<void> {
+  console.log(`\nDenseNet-BC-100 (k=12) training step, batch ${batch}, ms (median of ${reps}):`);
+  const runs: Array<[string, string, number | null]> = [['wasm', 'wasm', null], ['torch-cpu 1t', 'torch-cpu', 1], ['torch-cpu 2t', 'torch-cpu', 2]];
+  for (const [label, backend, threads] of runs) {
+    await init(backend, { log: null });
+    if (threads !== null) setTorchCpuThreads(threads);
+    const model = zoo.create('densenet-bc-100-k12');
+    const t = timeMs(trainingStep(model, batch), reps);
+    console.log(`  ${label}: ${t.median.toFixed(0)} ms/step (min ${t.min.toFixed(0)}), ${((1000 * batch) / t.median).toFixed(1)} images/s`);
+    model.dispose?.();
+  }
+}
+
+async function main(): Promise<void> {
+  registerTorchCpuCandidate();
+  const info = torchCpuInfo();
+  if (!info.available) {
+    console.log(`torch-cpu is not available: ${info.reason}`);
+    return;
+  }
+  const reps = argValue('--reps', 20);
+  console.log(`batch ${BATCH}, ${SIZE}x${SIZE}, NHWC, 'same' padding; libtorch ${info.torchVersion}; node ${process.version}`);
+  const columns: Record<string, Column> = {};
+  columns['wasm'] = await tfjsColumn('wasm', null, reps);
+  columns['torch-cpu 1t'] = await tfjsColumn('torch-cpu', 1, reps);
+  columns['torch-cpu 2t'] = await tfjsColumn('torch-cpu', 2, reps);
+  const py = flag('--no-python') ? 'PyTorch: skipped (--no-python)' : pytorchColumns(reps);
+  if (typeof py === 'string') console.log(py);
+  else Object.assign(columns, py.cols);
+  printTable(columns);
+  if (typeof py !== 'string') console.log(`PyTorch ${py.version}`);
+  if (flag('--profile')) await profileStep(64);
+  if (flag('--step')) await stepTimes(64, argValue('--step-reps', 3));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
