@@ -1,6 +1,6 @@
 // Per-kernel timings of the torch-cpu backend against wasm and PyTorch.
 //
-//   npx tsc -p tsconfig.json && node dist/bench/torch-cpu.js [--reps 20] [--no-python] [--profile] [--step]
+//   npx tsc -p tsconfig.json && node dist/bench/torch-cpu.js [--reps 20] [--no-python] [--no-kernels] [--profile] [--step]
 //
 // Kernels: the two convolutions of a DenseNet-BC layer at CIFAR size (batch 16, 32x32:
 // 3x3 48->12 and 1x1 192->48) and their input and filter gradients; median ms over
@@ -220,15 +220,17 @@ async function main(): Promise<void> {
   }
   const reps = argValue('--reps', 20);
   console.log(`batch ${BATCH}, ${SIZE}x${SIZE}, NHWC, 'same' padding; libtorch ${info.torchVersion}; node ${process.version}`);
-  const columns: Record<string, Column> = {};
-  columns['wasm'] = await tfjsColumn('wasm', null, reps);
-  columns['torch-cpu 1t'] = await tfjsColumn('torch-cpu', 1, reps);
-  columns['torch-cpu 2t'] = await tfjsColumn('torch-cpu', 2, reps);
-  const py = flag('--no-python') ? 'PyTorch: skipped (--no-python)' : pytorchColumns(reps);
-  if (typeof py === 'string') console.log(py);
-  else Object.assign(columns, py.cols);
-  printTable(columns);
-  if (typeof py !== 'string') console.log(`PyTorch ${py.version}`);
+  if (!flag('--no-kernels')) {
+    const columns: Record<string, Column> = {};
+    columns['wasm'] = await tfjsColumn('wasm', null, reps);
+    columns['torch-cpu 1t'] = await tfjsColumn('torch-cpu', 1, reps);
+    columns['torch-cpu 2t'] = await tfjsColumn('torch-cpu', 2, reps);
+    const py = flag('--no-python') ? 'PyTorch: skipped (--no-python)' : pytorchColumns(reps);
+    if (typeof py === 'string') console.log(py);
+    else Object.assign(columns, py.cols);
+    printTable(columns);
+    if (typeof py !== 'string') console.log(`PyTorch ${py.version}`);
+  }
   if (flag('--profile')) await profileStep(64);
   if (flag('--step')) await stepTimes(64, argValue('--step-reps', 3));
 }

@@ -16,3 +16,11 @@ export function maxRelativeError(a: tf.Tensor, b: tf.Tensor, floor = 1e-3): numb
 export function assertSameShape(a: tf.Tensor, b: tf.Tensor): void {
   if (a.shape.join('x') !== b.shape.join('x')) throw new Error(`shape ${a.shape} != ${b.shape}`);
 }
+
+/** Exact equality of two tensors' values (and shapes). */
+export function sameValues(a: tf.Tensor, b: tf.Tensor): boolean {
+  assertSameShape(a, b);
+  const x = a.dataSync();
+  const y = b.dataSync();
+  return x.every((v, i) => v === y[i]);
+}

@@ -632,6 +632,59 @@ function cast(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
 }
 
 // ---------------------------------------------------------------------------
+// Sum and Mean gradients: broadcast instead of multiplying by ones
+
+/**
+ * tfjs's gradients of Sum and Mean multiply dy by ones(x.shape), a tensor filled
+ * in JavaScript and copied into the heap on every call: for batch-norm statistics
+ * (tf.moments) and global average pooling that is the size of the activations.
+ * On wasm these gradients broadcast dy with the Tile kernel instead (same values);
+ * on any other backend they defer to tfjs's own. Gradients are registered per
+ * kernel, not per backend, hence the backend check.
+ */
+function broadcastingGrad(kernelName: string, divideByCount: boolean): tf.GradConfig {
+  const stock = originalGrads.get(kernelName);
+  return {
+    kernelName,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved, attrs) => {
+      if (tf.getBackend() !== WASM && stock) return stock.gradFunc(dy, saved, attrs);
+      const [x] = saved;
+      const axes = tf.util.parseAxisParam((attrs as unknown as tf.SumAttrs).axis, x.shape);
+      const kept = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+      const count = product(axes.map((a) => x.shape[a]));
+      return {
+        x: () => {
+          const spread = tf.broadcastTo(tf.reshape(dy as tf.Tensor, kept), x.shape);
+          return divideByCount ? tf.div(spread, count) : spread;
+        },
+      };
+    },
+  };
+}
+
+const originalGrads = new Map<string, tf.GradConfig>();
+const ourGrads = new Set<tf.GradFunc>();
+
+function registerBroadcastingGrads(): void {
+  for (const [name, divide] of [[SUM, false], [MEAN, true]] as Array<[string, boolean]>) {
+    const existing = tf.getGradient(name);
+    if (existing && !ourGrads.has(existing.gradFunc) && !originalGrads.has(name)) originalGrads.set(name, existing);
+    const config = broadcastingGrad(name, divide);
+    ourGrads.add(config.gradFunc);
+    tf.registerGradient(config);
+  }
+}
+
+function unregisterBroadcastingGrads(): void {
+  for (const name of [SUM, MEAN]) {
+    const existing = tf.getGradient(name);
+    const stock = originalGrads.get(name);
+    if (existing && ourGrads.has(existing.gradFunc) && stock) tf.registerGradient(stock);
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Registration
 
 const replacements: Array<{ kernelName: string; kernelFunc: tf.KernelFunc }> = [
@@ -666,9 +719,10 @@ export function registerWasmGradientKernels(): void {
       disposeFunc: original?.disposeFunc,
     });
   }
+  registerBroadcastingGrads();
 }
 
-/** Puts the wasm backend's own kernels back (for benchmarks and tests that compare). */
+/** Puts the wasm backend's own kernels and tfjs's gradients back (for benchmarks and tests that compare). */
 export function unregisterWasmGradientKernels(): void {
   for (const { kernelName } of replacements) {
     const existing = tf.getKernel(kernelName, WASM);
@@ -677,4 +731,5 @@ export function unregisterWasmGradientKernels(): void {
     const original = originals.get(kernelName);
     if (original) tf.registerKernel(original);
   }
+  unregisterBroadcastingGrads();
 }
