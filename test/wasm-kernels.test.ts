@@ -178,6 +178,18 @@ test('Tile, and Sum/Mean over leading or middle axes, match cpu', async () => {
   }
 });
 
+test('Slice and split match cpu', async () => {
+  const x = (): tf.Tensor => rand([3, 9, 7, 5], 23);
+  await assertWasmMatchesCpu('slices', () => [
+    tf.slice(x(), [1, 2, 1, 1], [2, 5, 4, 3]), tf.slice(x(), [0, 3, 0, 0], [3, 4, 7, 5]), tf.slice(x(), [2, 0, 0, 0], [1, -1, -1, -1]),
+    tf.slice(x(), [0, 0, 6, 4], [3, 9, 1, 1]), tf.slice(rand([10], 24), 3, 4), tf.slice(rand([6, 8], 25), [1, 2], [4, 6]),
+  ]);
+  await assertWasmMatchesCpu('splits', () => [
+    ...tf.split(x(), [3, 2], 3), ...tf.split(x(), 3, 0), ...tf.split(x(), [2, 4, 1], 2), ...tf.split(rand([12], 26), 4),
+  ]);
+  await assertWasmMatchesCpu('int32 slice', () => tf.cast(tf.slice(tf.reshape(tf.range(0, 60, 1, 'int32'), [5, 12]), [1, 3], [3, 5]), 'float32'));
+});
+
 test('gradients of conv2d (1x1, 3x3, 7x7/2) and conv2dTranspose 3x3/2 match cpu', async () => {
   const cases: Array<[string, Shape4, Shape4, number]> = [
     ['conv2d 1x1', [2, 6, 6, 7], [1, 1, 7, 5], 1],
@@ -213,6 +225,7 @@ test('gradients of batchNorm, relu, concat, pooling, mean, matMul, add/mul, drop
     ['maxPool 2x2/2', () => weightedGrads((a) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid'), [x()])],
     ['avgPool 2x2/2', () => weightedGrads((a) => tf.avgPool(a as tf.Tensor4D, 2, 2, 'valid'), [x()])],
     ['mean (global average pool)', () => weightedGrads((a) => tf.mean(a, [1, 2]), [x()])],
+    ['sum over batch and space', () => weightedGrads((a) => tf.sum(a, [0, 1, 2], true), [x()])],
     ['matMul', () => weightedGrads((a, b) => tf.matMul(a, b), [rand([6, 13], 13), rand([13, 4], 14)])],
     ['fused matMul + bias + relu', () => weightedGrads(
       (a, b, c) => tf.fused.matMul({ a, b, bias: c, activation: 'relu' }), [rand([6, 13], 15), rand([13, 4], 16), rand([4], 17)])],

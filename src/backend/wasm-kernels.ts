@@ -45,6 +45,8 @@ const SUM = 'Sum';
 const MEAN = 'Mean';
 const IDENTITY = 'Identity';
 const CAST = 'Cast';
+const SLICE = 'Slice';
+const SPLIT_V = 'SplitV';
 
 /** wasm kernels as registered before ours replaced them (used for the plain matmul and fallbacks). */
 const originals = new Map<string, tf.KernelConfig>();
@@ -56,6 +58,34 @@ function wasmKernel(name: string): tf.KernelConfig {
   const config = originals.get(name) ?? tf.getKernel(name, WASM);
   if (!config) throw new Error(`wasm-kernels: the wasm backend has no '${name}' kernel, which these kernels need`);
   return config;
+}
+
+/**
+ * x[begin : begin+size] for numeric x, copied through heap views in runs as long
+ * as the slice allows. (wasm's own Slice first copies all of x out of the heap,
+ * which makes every slice, and every SplitV piece, cost the whole tensor.)
+ */
+function sliceHeap(backend: WasmBackendLike, x: TensorInfo, begin: number[], size: number[]): TensorInfo {
+  const rank = x.shape.length;
+  const out = backend.makeOutput(size, x.dtype);
+  if (product(size) === 0) return out;
+  // Same element type on both sides: plain copies.
+  const src = backend.typedArrayFromHeap(x) as Float32Array;
+  const dst = backend.typedArrayFromHeap(out) as Float32Array;
+  const strides = x.shape.map((_, i) => product(x.shape.slice(i + 1)));
+  // Trailing axes taken whole merge into one contiguous run with the axis before them.
+  let d = rank - 1;
+  while (d > 0 && size[d] === x.shape[d]) d--;
+  const run = size[d] * strides[d];
+  const outer = product(size.slice(0, d));
+  const index = new Array<number>(d).fill(0);
+  for (let r = 0; r < outer; r++) {
+    let from = begin[d] * strides[d];
+    for (let j = 0; j < d; j++) from += (begin[j] + index[j]) * strides[j];
+    dst.set(src.subarray(from, from + run), r * run);
+    for (let j = d - 1; j >= 0 && ++index[j] === size[j]; j--) index[j] = 0;
+  }
+  return out;
 }
 
 /**
@@ -91,28 +121,9 @@ class Scratch {
     return this.run(CONV2D, { x, filter }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations });
   }
 
-  /**
-   * x[begin : begin+size] copied through heap views (wasm's own Slice first copies
-   * all of x into JS, which makes slicing a big tensor in pieces quadratic).
-   */
   slice(x: TensorInfo, begin: number[], size: number[]): TensorInfo {
-    const rank = x.shape.length;
-    const out = this.output(size);
-    const src = this.view(x);
-    const dst = this.view(out);
-    const strides = x.shape.map((_, i) => product(x.shape.slice(i + 1)));
-    // Trailing dims taken whole merge into one contiguous run with the dim before them.
-    let d = rank - 1;
-    while (d > 0 && size[d] === x.shape[d]) d--;
-    const run = size[d] * strides[d];
-    const outer = product(size.slice(0, d));
-    const index = new Array<number>(d).fill(0);
-    for (let r = 0; r < outer; r++) {
-      let from = begin[d] * strides[d];
-      for (let j = 0; j < d; j++) from += (begin[j] + index[j]) * strides[j];
-      dst.set(src.subarray(from, from + run), r * run);
-      for (let j = d - 1; j >= 0 && ++index[j] === size[j]; j--) index[j] = 0;
-    }
+    const out = sliceHeap(this.backend, x, begin, size);
+    this.made.push(out);
     return out;
   }
 
@@ -632,6 +643,36 @@ function cast(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
 }
 
 // ---------------------------------------------------------------------------
+// Slice and SplitV (the gradient of concat)
+
+function slice(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { x } = inputs as { x: TensorInfo };
+  const { begin, size } = attrs as unknown as tf.SliceAttrs;
+  if (x.dtype === 'string') return wasmKernel(SLICE).kernelFunc(args) as TensorInfo;
+  const [b, sz] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, begin, size);
+  tf.slice_util.assertParamsValid(x as unknown as tf.Tensor, b, sz);
+  return sliceHeap(backend as WasmBackendLike, x, b, sz);
+}
+
+function splitV(args: Parameters<tf.KernelFunc>[0]): TensorInfo[] {
+  const { inputs, backend, attrs } = args;
+  const { x } = inputs as { x: TensorInfo };
+  const { numOrSizeSplits, axis } = attrs as unknown as tf.SplitVAttrs;
+  if (x.dtype === 'string') return wasmKernel(SPLIT_V).kernelFunc(args) as TensorInfo[];
+  const at = tf.util.parseAxisParam(axis, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, numOrSizeSplits, at);
+  const begin = x.shape.map(() => 0);
+  return sizes.map((n) => {
+    const size = x.shape.slice();
+    size[at] = n;
+    const piece = sliceHeap(backend as WasmBackendLike, x, begin, size);
+    begin[at] += n;
+    return piece;
+  });
+}
+
+// ---------------------------------------------------------------------------
 // Sum and Mean gradients: broadcast instead of multiplying by ones
 
 /**
@@ -697,6 +738,8 @@ const replacements: Array<{ kernelName: string; kernelFunc: tf.KernelFunc }> = [
   { kernelName: MEAN, kernelFunc: mean as unknown as tf.KernelFunc },
   { kernelName: IDENTITY, kernelFunc: identity as unknown as tf.KernelFunc },
   { kernelName: CAST, kernelFunc: cast as unknown as tf.KernelFunc },
+  { kernelName: SLICE, kernelFunc: slice as unknown as tf.KernelFunc },
+  { kernelName: SPLIT_V, kernelFunc: splitV as unknown as tf.KernelFunc },
 ];
 for (const r of replacements) ours.add(r.kernelFunc);
 
