@@ -269,10 +269,12 @@ test('Slice and SplitV (strided, as the concat gradient uses them)', { skip }, (
   const x = data([2, 6, 6, 20]);
   expectSame('slice channels', tf.Slice, () => tf.slice(t(x), [0, 0, 0, 3], [2, 6, 6, 7]));
   expectSame('slice box', tf.Slice, () => tf.slice(t(x), [1, 2, 1, 0], [1, 3, 4, 20]));
-  expectSame('split channels', [tf.Slice], () => tf.split(t(x), [3, 5, 12], 3));
+  expectSame('split int32', [tf.SplitV], () => tf.split(tf.cast(tf.mul(t(x), 100), 'int32'), [15, 5], 3));
+  expectSame('split batch (zero-copy views)', [], () => tf.split(t(x), [1, 1], 0));
+  expectSame('split channels', [tf.SplitV], () => tf.split(t(x), [3, 5, 12], 3));
   const a = data([2, 6, 6, 4]);
   const b = data([2, 6, 6, 9]);
-  expectSame('concat gradient', [tf.Slice], () =>
+  expectSame('concat gradient', [tf.SplitV], () =>
     tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.square(tf.concat([p, q], 3))))([t(a), t(b)]));
 });
 
@@ -301,6 +303,12 @@ test('unary ops', { skip }, () => {
   expectSame('step', tf.Step, () => tf.step(t(x), 0.25));
   expectSame('sigmoid', tf.Sigmoid, () => tf.sigmoid(t(x)));
   expectSame('neg', tf.Neg, () => tf.neg(t(x)));
+  expectSame('square', tf.Square, () => tf.square(t(x)));
+});
+
+test('Tile', { skip }, () => {
+  const x = data([4, 1, 8, 12]);
+  expectSame('tile', tf.Tile, () => tf.tile(t(x), [2, 8, 1, 3]));
 });
 
 test('Sum and Mean over any axes', { skip }, () => {
@@ -316,6 +324,32 @@ test('small and non-float inputs take the cpu kernels and still agree', { skip }
   expectSame('small add', [], () => tf.add(t(a), t(a)));
   expectSame('int32 add', [], () => tf.add(tf.tensor([1, 2, 3], [3], 'int32'), tf.tensor([4, 5, 6], [3], 'int32')));
   expectSame('int32 sum', [], () => tf.sum(tf.range(0, 5000, 1, 'int32')));
+});
+
+// ---------------------------------------------------------------------------------------------
+// Recycled output buffers
+
+test('output buffers of disposed tensors are reused, never those read out or still viewed', { skip }, () => {
+  tf.setBackend(TORCH_CPU);
+  const x = tf.tensor(data([8, 16, 16, 32]).values, [8, 16, 16, 32]);
+  const y = tf.tensor(data([8, 16, 16, 32]).values, [8, 16, 16, 32]);
+  const before = torchCpuInfo().pool!;
+  // Read out, then disposed: the array handed out must keep its values.
+  const sum = tf.add(x, y);
+  const read = sum.dataSync();
+  const kept = Float32Array.from(read);
+  sum.dispose();
+  // A zero-copy view (contiguous slice) outlives the tensor it views.
+  const product = tf.mul(x, y);
+  const view = tf.slice(product, [0], [4]);
+  const viewKept = Float32Array.from(tf.mul(x, y).dataSync().subarray(0, 4 * 16 * 16 * 32));
+  product.dispose();
+  for (let i = 0; i < 5; i++) tf.tidy(() => tf.sub(tf.mul(tf.add(x, 1), tf.sub(y, 2)), x));
+  const after = torchCpuInfo().pool!;
+  assert.ok(after.recycled > before.recycled, `no buffer was recycled (${JSON.stringify(after)})`);
+  assert.deepEqual(read, kept, 'an array returned by dataSync was overwritten');
+  assert.deepEqual(view.dataSync(), viewKept, 'a slice view was overwritten after its source was disposed');
+  tf.dispose([x, y, view]);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -129,7 +129,8 @@ test('Conv2DBackpropFilter matches cpu for strides 1 and 2, same and valid, kern
 });
 
 test('Conv2DBackpropFilter 1x1 over many pixels matches cpu', async () => {
-  for (const [x, cout] of [[[3, 90, 70, 5], 3], [[2, 64, 64, 3], 9]] as Array<[Shape4, number]>) {
+  // The last two split the reduction over pixels into blocks (see matmulTNChunked).
+  for (const [x, cout] of [[[3, 90, 70, 5], 3], [[2, 24, 24, 256], 8], [[2, 25, 23, 6], 300]] as Array<[Shape4, number]>) {
     await assertWasmMatchesCpu(`Conv2DBackpropFilter 1x1 x [${x}] -> ${cout}`, () =>
       tf.engine().runKernel('Conv2DBackpropFilter', { x: rand(x, 1), dy: rand([x[0], x[1], x[2], cout], 2) }, {
         strides: [1, 1], pad: 'same', dataFormat: 'NHWC', filterShape: [1, 1, x[3], cout],
@@ -145,6 +146,7 @@ test('BatchMatMul with transposeA/transposeB, batched and broadcast, matches cpu
     [[7, 5], [3, 7], true, true],
     [[1, 9], [9, 1], false, false],
     [[300, 17], [300, 10], true, false],
+    [[6000, 70], [6000, 40], true, false],
     [[2, 50], [300, 50], false, true],
     [[50, 2], [300, 50], true, true],
     [[3, 4, 6], [3, 6, 5], false, false],
@@ -178,7 +180,7 @@ test('Tile, and Sum/Mean over leading or middle axes, match cpu', async () => {
   }
 });
 
-test('Slice and split match cpu', async () => {
+test('Slice, split and concat match cpu', async () => {
   const x = (): tf.Tensor => rand([3, 9, 7, 5], 23);
   await assertWasmMatchesCpu('slices', () => [
     tf.slice(x(), [1, 2, 1, 1], [2, 5, 4, 3]), tf.slice(x(), [0, 3, 0, 0], [3, 4, 7, 5]), tf.slice(x(), [2, 0, 0, 0], [1, -1, -1, -1]),
@@ -186,6 +188,10 @@ test('Slice and split match cpu', async () => {
   ]);
   await assertWasmMatchesCpu('splits', () => [
     ...tf.split(x(), [3, 2], 3), ...tf.split(x(), 3, 0), ...tf.split(x(), [2, 4, 1], 2), ...tf.split(rand([12], 26), 4),
+  ]);
+  await assertWasmMatchesCpu('concats', () => [
+    tf.concat([x(), rand([3, 9, 7, 12], 27)], 3), tf.concat([x(), rand([3, 2, 7, 5], 28), x()], 1), tf.concat([x(), x()], 0),
+    tf.concat([rand([4, 1], 29), rand([4, 0], 30), rand([4, 70], 31)], 1), tf.concat([rand([5], 32), rand([3], 33)]),
   ]);
   await assertWasmMatchesCpu('int32 slice', () => tf.cast(tf.slice(tf.reshape(tf.range(0, 60, 1, 'int32'), [5, 12]), [1, 3], [3, 5]), 'float32'));
 });
@@ -221,6 +227,8 @@ test('gradients of batchNorm, relu, concat, pooling, mean, matMul, add/mul, drop
     }, [x(), chan(5), chan(6)])],
     ['relu', () => weightedGrads((a) => tf.relu(a), [x()])],
     ['concat', () => weightedGrads((a, b) => tf.concat([a, b], 3), [x(), rand([3, 9, 7, 2], 12)])],
+    ['concat of many narrow parts (a dense block)', () => weightedGrads(
+      (...parts) => tf.concat(parts, 3), [rand([2, 5, 6, 24], 40), ...[41, 42, 43, 44, 45].map((seed) => rand([2, 5, 6, 12], seed))])],
     ['maxPool 3x3/2 same', () => weightedGrads((a) => tf.maxPool(a as tf.Tensor4D, 3, 2, 'same'), [x()])],
     ['maxPool 2x2/2', () => weightedGrads((a) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid'), [x()])],
     ['avgPool 2x2/2', () => weightedGrads((a) => tf.avgPool(a as tf.Tensor4D, 2, 2, 'valid'), [x()])],

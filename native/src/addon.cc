@@ -269,6 +269,13 @@ void reduceEntry(Call& c) {
   reduce(static_cast<ReduceOp>(c.integer(0, "op")), denseView(c.floatsFor(1, "x", xs), xs), axes, out, os);
 }
 
+// tile(x, xShape, reps, out, outShape)
+void tileEntry(Call& c) {
+  auto xs = c.ints(1, "x shape"), reps = c.ints(2, "reps", xs.size()), os = c.ints(4, "out shape", xs.size());
+  OutputSlot out = slotFor(c, 3, os);
+  tile(denseView(c.floatsFor(0, "x", xs), xs), reps, out, os);
+}
+
 // concat(sources[], chunkElements[], rows, out): out row r = source 0 chunk r, source 1 chunk r, ...
 void concatEntry(Call& c) {
   uint32_t n = 0;
@@ -294,6 +301,33 @@ void concatEntry(Call& c) {
   }
   if (static_cast<int64_t>(out.length) != total) c.fail(3, "out", "expected " + std::to_string(total) + " values");
   concatRows(sources, chunkBytes, rows, static_cast<uint8_t*>(out.data));
+}
+
+// split(x, chunkElements[], rows, outs[]): row r of x = chunk r of out 0, chunk r of out 1, ...
+void splitEntry(Call& c) {
+  TypedArray x = c.typed(0, "x");
+  const int64_t rows = c.integer(2, "rows");
+  uint32_t n = 0;
+  if (napi_get_array_length(c.env(), c.arg(3), &n) != napi_ok) c.fail(3, "outs", "expected an array");
+  auto chunks = c.ints(1, "chunk sizes", n);
+  std::vector<uint8_t*> outs(n);
+  std::vector<int64_t> chunkBytes(n);
+  int64_t total = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    napi_get_element(c.env(), c.arg(3), i, &v);
+    TypedArray t = c.typed(v, 3, "outs");
+    if (t.type != x.type) c.fail(3, "outs", "out " + std::to_string(i) + " has another element type than x");
+    if (static_cast<int64_t>(t.length) != chunks[i] * rows) {
+      c.fail(3, "outs", "out " + std::to_string(i) + " has " + std::to_string(t.length) + " values, expected " +
+                            std::to_string(chunks[i] * rows));
+    }
+    outs[i] = static_cast<uint8_t*>(t.data);
+    chunkBytes[i] = chunks[i] * static_cast<int64_t>(t.elementBytes);
+    total += chunks[i] * rows;
+  }
+  if (static_cast<int64_t>(x.length) != total) c.fail(0, "x", "expected " + std::to_string(total) + " values");
+  splitRows(static_cast<const uint8_t*>(x.data), chunkBytes, rows, outs);
 }
 
 // slice(x, shape, begin, size, out)
@@ -380,8 +414,10 @@ const Method kMethods[] = {
     {"binary", binaryEntry, nullptr},
     {"unary", unaryEntry, nullptr},
     {"reduce", reduceEntry, nullptr},
+    {"tile", tileEntry, nullptr},
     {"concat", concatEntry, nullptr},
     {"slice", sliceEntry, nullptr},
+    {"split", splitEntry, nullptr},
     {"setNumThreads", nullptr, setNumThreadsEntry},
     {"info", nullptr, infoEntry},
 };

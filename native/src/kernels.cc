@@ -232,9 +232,15 @@ void unary(UnaryOp op, const at::Tensor& x, double alpha, OutputSlot& out) {
     case UnaryOp::kRelu6: y = at::clamp(x, 0.0, 6.0); break;
     case UnaryOp::kSigmoid: y = at::sigmoid(x); break;
     case UnaryOp::kNeg: y = at::neg(x); break;
+    case UnaryOp::kSquare: y = at::square(x); break;
     default: throw std::invalid_argument("unknown unary op code " + std::to_string(static_cast<int>(op)));
   }
   out.deliver(y, x.sizes());
+}
+
+void tile(const at::Tensor& x, const std::vector<int64_t>& reps, OutputSlot& out, const std::vector<int64_t>& outShape) {
+  out.arm();
+  out.deliver(x.repeat(reps), outShape);
 }
 
 void reduce(ReduceOp op, const at::Tensor& x, const std::vector<int64_t>& axes, OutputSlot& out,
@@ -261,6 +267,22 @@ void concatRows(const std::vector<const uint8_t*>& sources, const std::vector<in
       for (size_t i = 0; i < sources.size(); i++) {
         std::memcpy(d, sources[i] + r * chunkBytes[i], chunkBytes[i]);
         d += chunkBytes[i];
+      }
+    }
+  });
+}
+
+void splitRows(const uint8_t* src, const std::vector<int64_t>& chunkBytes, int64_t rows,
+               const std::vector<uint8_t*>& destinations) {
+  int64_t rowBytes = 0;
+  for (int64_t b : chunkBytes) rowBytes += b;
+  const int64_t grain = std::max<int64_t>(1, (1 << 17) / std::max<int64_t>(1, rowBytes));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const uint8_t* s = src + r * rowBytes;
+      for (size_t i = 0; i < destinations.size(); i++) {
+        std::memcpy(destinations[i] + r * chunkBytes[i], s, chunkBytes[i]);
+        s += chunkBytes[i];
       }
     }
   });

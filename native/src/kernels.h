@@ -28,7 +28,7 @@ struct PoolGeometry {
 enum class Activation : int { kLinear = 0, kRelu = 1, kRelu6 = 2, kSigmoid = 3, kElu = 4, kLeakyRelu = 5 };
 
 enum class BinaryOp : int { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3, kSquaredDifference = 4, kMaximum = 5, kMinimum = 6 };
-enum class UnaryOp : int { kRelu = 0, kRelu6 = 1, kStep = 2, kSigmoid = 3, kNeg = 4 };
+enum class UnaryOp : int { kRelu = 0, kRelu6 = 1, kStep = 2, kSigmoid = 3, kNeg = 4, kSquare = 5 };
 enum class ReduceOp : int { kSum = 0, kMean = 1, kMax = 2 };
 
 /** [N,H,W,C] float memory viewed as an NCHW tensor in channels-last layout (no copy). */
@@ -63,12 +63,17 @@ void avgPoolGrad(const at::Tensor& dy, const at::Tensor& x, const PoolGeometry& 
 void binary(BinaryOp op, const at::Tensor& a, const at::Tensor& b, OutputSlot& out,
             const std::vector<int64_t>& outShape);
 void unary(UnaryOp op, const at::Tensor& x, double alpha, OutputSlot& out);
+/** tfjs's Tile: x repeated reps[i] times along axis i. */
+void tile(const at::Tensor& x, const std::vector<int64_t>& reps, OutputSlot& out, const std::vector<int64_t>& outShape);
 void reduce(ReduceOp op, const at::Tensor& x, const std::vector<int64_t>& axes, OutputSlot& out,
             const std::vector<int64_t>& outShape);
 
 /** Concatenation of `rows` rows made of one chunk of each source (any element type). */
 void concatRows(const std::vector<const uint8_t*>& sources, const std::vector<int64_t>& chunkBytes,
                 int64_t rows, uint8_t* dst);
+/** The inverse of concatRows: row r of the source is split into one chunk per destination. */
+void splitRows(const uint8_t* src, const std::vector<int64_t>& chunkBytes, int64_t rows,
+               const std::vector<uint8_t*>& destinations);
 /** Copies the box [begin, begin + size) of a row-major array of `shape` (any element type). */
 void sliceCopy(const uint8_t* src, const std::vector<int64_t>& shape, const std::vector<int64_t>& begin,
                const std::vector<int64_t>& size, int64_t elementBytes, uint8_t* dst);

@@ -35,8 +35,10 @@ interface Addon {
     outShape: number[]): void;
   unary(op: number, x: Float32Array, alpha: number, out: Float32Array): void;
   reduce(op: number, x: Float32Array, xShape: number[], axes: number[], out: Float32Array, outShape: number[]): void;
+  tile(x: Float32Array, xShape: number[], reps: number[], out: Float32Array, outShape: number[]): void;
   concat(sources: ArrayBufferView[], chunkElements: number[], rows: number, out: ArrayBufferView): void;
   slice(x: ArrayBufferView, shape: number[], begin: number[], size: number[], out: ArrayBufferView): void;
+  split(x: ArrayBufferView, chunkElements: number[], rows: number, outs: ArrayBufferView[]): void;
   setNumThreads(n: number): void;
   info(): { torchVersion: string; threads: number; zeroCopyOutputs: number; copiedOutputs: number; parallelInfo: string };
 }
@@ -101,10 +103,19 @@ export function threadsFromEnv(env: Record<string, string | undefined> = process
   return n;
 }
 
+/** Lets the garbage collector have the output buffers kept for reuse. */
+export function releaseTorchCpuPool(): void {
+  activeBackend()?.pool.clear();
+}
+
 /** Sets libtorch's intra-op thread count (the whole process shares it). */
 export function setTorchCpuThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new Error(`torch-cpu threads must be a positive integer, got ${n}`);
   native().setNumThreads(n);
+}
+
+function activeBackend(): TorchCpuBackend | null {
+  return registered ? (tf.findBackend(TORCH_CPU) as TorchCpuBackend | null) : null;
 }
 
 export interface TorchCpuInfo {
@@ -117,6 +128,8 @@ export interface TorchCpuInfo {
   /** Kernel outputs ATen wrote straight into tfjs memory, and those that needed a copy. */
   zeroCopyOutputs?: number;
   copiedOutputs?: number;
+  /** Output buffers reused from disposed tensors, freshly allocated, and held for reuse now. */
+  pool?: { recycled: number; allocated: number; pooledBytes: number };
 }
 
 export function torchCpuInfo(): TorchCpuInfo {
@@ -125,7 +138,7 @@ export function torchCpuInfo(): TorchCpuInfo {
   const i = a.info();
   return {
     available: true, reason: '', addonPath: ADDON_PATH, torchVersion: i.torchVersion, threads: i.threads,
-    zeroCopyOutputs: i.zeroCopyOutputs, copiedOutputs: i.copiedOutputs,
+    zeroCopyOutputs: i.zeroCopyOutputs, copiedOutputs: i.copiedOutputs, pool: activeBackend()?.pool.stats(),
   };
 }
 
@@ -137,11 +150,132 @@ type KernelArgs = Parameters<tf.KernelFunc>[0];
 /** tfjs types kernel inputs as optional; these are the ones a kernel always receives. */
 type Req<T> = { [K in keyof T]-?: tf.TensorInfo };
 
+/**
+ * Recycles the output buffers of disposed tensors. Fresh large buffers cost a page
+ * fault (and the kernel zeroing the page) per 4 KiB on first touch, which is more
+ * than an elementwise op on them; a recycled one is usually still in cache.
+ *
+ * Only buffers this backend allocated are recycled, and only once no tensor uses
+ * them: every write() of a view of one counts as a user (cpu kernels may return
+ * subarray views), every disposal of such a tensor as a release. A buffer whose
+ * values were ever read out (dataSync, data, bufferSync...) may be held by the
+ * caller, so it is never recycled.
+ */
+class BufferPool {
+  private readonly owned = new WeakMap<ArrayBuffer, { users: number; escaped: boolean }>();
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  private freeBytes = 0;
+  recycled = 0;
+  allocated = 0;
+
+  constructor(private readonly capBytes: number) {}
+
+  floats(n: number): Float32Array {
+    const bytes = n * 4;
+    if (bytes < POOL_MIN_BYTES) return new Float32Array(n);
+    let buffer = this.free.get(bytes)?.pop();
+    if (buffer) {
+      this.freeBytes -= bytes;
+      this.recycled++;
+    } else {
+      // Uninitialised: the addon writes every element of an output.
+      buffer = Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer;
+      this.allocated++;
+    }
+    this.owned.set(buffer, { users: 0, escaped: false });
+    return new Float32Array(buffer, 0, n);
+  }
+
+  used(values: Values | undefined): void {
+    const state = values && this.owned.get((values as ArrayBufferView).buffer as ArrayBuffer);
+    if (state) state.users++;
+  }
+
+  escaped(values: Values | undefined): void {
+    const state = values && this.owned.get((values as ArrayBufferView).buffer as ArrayBuffer);
+    if (state) state.escaped = true;
+  }
+
+  released(values: Values | undefined): void {
+    const buffer = values && ((values as ArrayBufferView).buffer as ArrayBuffer);
+    const state = buffer && this.owned.get(buffer);
+    if (!buffer || !state || --state.users > 0) return;
+    this.owned.delete(buffer);
+    if (state.escaped || buffer.byteLength > this.capBytes) return;
+    this.makeRoom(buffer.byteLength);
+    const list = this.free.get(buffer.byteLength) ?? [];
+    list.push(buffer);
+    this.free.set(buffer.byteLength, list);
+    this.freeBytes += buffer.byteLength;
+  }
+
+  /** Drops the sizes pooled longest ago (a model's sizes change rarely) until `bytes` fit under the cap. */
+  private makeRoom(bytes: number): void {
+    for (const [size, list] of this.free) {
+      if (this.freeBytes + bytes <= this.capBytes) return;
+      this.free.delete(size);
+      this.freeBytes -= size * list.length;
+    }
+  }
+
+  clear(): void {
+    this.free.clear();
+    this.freeBytes = 0;
+  }
+
+  stats(): { pooledBytes: number; recycled: number; allocated: number } {
+    return { pooledBytes: this.freeBytes, recycled: this.recycled, allocated: this.allocated };
+  }
+}
+
+/** Outputs below this size come from V8's ordinary allocation (cheap for small buffers). */
+const POOL_MIN_BYTES = 64 * 1024;
+
 class TorchCpuBackend extends MathBackendCPU {
+  // At most a quarter of the machine's memory is held for reuse.
+  readonly pool = new BufferPool(os.totalmem() / 4);
+
   constructor() {
     super();
     // The cpu backend's first write prints "install tfjs-node"; this backend is native already.
     (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+
+  /** Memory for a float32 output that the addon fills completely. */
+  floats(n: number): Float32Array {
+    return this.pool.floats(n);
+  }
+
+  override write(values: Values, shape: number[], dtype: tf.DataType): ReturnType<MathBackendCPU['write']> {
+    this.pool.used(values);
+    return super.write(values, shape, dtype);
+  }
+
+  override move(dataId: object, values: Values, shape: number[], dtype: tf.DataType, refCount: number): void {
+    this.pool.used(values);
+    super.move(dataId, values, shape, dtype, refCount);
+  }
+
+  override readSync(dataId: object): Values {
+    this.pool.escaped(this.data.get(dataId)?.values);
+    return super.readSync(dataId);
+  }
+
+  override read(dataId: object): Promise<Values> {
+    this.pool.escaped(this.data.get(dataId)?.values);
+    return super.read(dataId);
+  }
+
+  override disposeData(dataId: object, force = false): boolean {
+    const values = this.data.has(dataId) ? this.data.get(dataId).values : undefined;
+    const done = super.disposeData(dataId, force);
+    if (values !== undefined && !this.data.has(dataId)) this.pool.released(values);
+    return done;
+  }
+
+  override dispose(): void {
+    this.pool.clear();
+    super.dispose();
   }
 }
 
@@ -162,11 +296,6 @@ function isFloat(...ts: Array<tf.TensorInfo | undefined | null>): boolean {
 
 function size(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
-}
-
-/** Output memory the addon fills completely, so large ones skip zero-filling. */
-function allocFloats(n: number): Float32Array {
-  return n >= 1024 ? new Float32Array(Buffer.allocUnsafeSlow(n * 4).buffer, 0, n) : new Float32Array(n);
 }
 
 function cpuKernel(name: string): tf.KernelFunc {
@@ -239,7 +368,7 @@ function runConv2D(args: KernelArgs, kernelName: string): tf.TensorInfo | tf.Ten
   const g = convGeometry(info);
   if (!g) return fallback(kernelName, args);
   const outShape = info.outShape;
-  const out = allocFloats(size(outShape));
+  const out = backend.floats(size(outShape));
   nativeFor(kernelName).conv2d(floatsOf(backend, x), x.shape, floatsOf(backend, filter), filter.shape,
     bias ? floatsOf(backend, bias) : null, g, act, attrs.leakyreluAlpha ?? 0.2, out, outShape);
   return output(backend, outShape, out);
@@ -253,7 +382,7 @@ function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] 
   const info = conv2dInfo(inputShape, filter.shape, args.attrs!, 1);
   const g = convGeometry(info);
   if (!g || !tf.util.arraysEqual(info.outShape, dy.shape)) return fallback(tf.Conv2DBackpropInput, args);
-  const out = allocFloats(size(inputShape));
+  const out = backend.floats(size(inputShape));
   nativeFor(tf.Conv2DBackpropInput).conv2dBackpropInput(floatsOf(backend, dy), dy.shape, floatsOf(backend, filter), filter.shape,
     inputShape, g, out);
   return output(backend, inputShape, out);
@@ -267,7 +396,7 @@ function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[]
   const info = conv2dInfo(x.shape, filterShape, args.attrs!, 1);
   const g = convGeometry(info);
   if (!g || !tf.util.arraysEqual(info.outShape, dy.shape)) return fallback(tf.Conv2DBackpropFilter, args);
-  const out = allocFloats(size(filterShape));
+  const out = backend.floats(size(filterShape));
   nativeFor(tf.Conv2DBackpropFilter).conv2dBackpropFilter(floatsOf(backend, x), x.shape, floatsOf(backend, dy), dy.shape, filterShape, g, out);
   return output(backend, filterShape, out);
 }
@@ -299,7 +428,7 @@ function runMatMul(args: KernelArgs, kernelName: string): tf.TensorInfo | tf.Ten
     !tf.util.arraysEqual(tf.broadcast_util.assertAndGetBroadcastShape(outShape, bias.shape), outShape))) {
     return fallback(kernelName, args);
   }
-  const out = allocFloats(size(outShape));
+  const out = backend.floats(size(outShape));
   nativeFor(kernelName).batchMatMul(floatsOf(backend, a), [batchA, ar, ac], floatsOf(backend, b), [batchB, br, bc],
     !!transposeA, !!transposeB, bias ? floatsOf(backend, bias) : null, bias ? bias.shape : [], act, leakyreluAlpha ?? 0.2,
     out, [batch, rows, cols]);
@@ -319,7 +448,7 @@ function fusedBatchNorm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
     !perChannel(mean) || !perChannel(variance) || !perChannel(offset) || !perChannel(scale)) {
     return fallback(tf.FusedBatchNorm, args);
   }
-  const out = allocFloats(size(x.shape));
+  const out = backend.floats(size(x.shape));
   nativeFor(tf.FusedBatchNorm).batchNorm(floatsOf(backend, x), channels, floatsOf(backend, mean), floatsOf(backend, variance),
     scale ? floatsOf(backend, scale) : null, offset ? floatsOf(backend, offset) : null, varianceEpsilon ?? 0.001, out);
   return output(backend, x.shape, out);
@@ -342,7 +471,7 @@ function runPool(args: KernelArgs, kernelName: string, kind: 'maxPool' | 'avgPoo
   const g = poolGeometry(info);
   const identity = info.filterHeight === 1 && info.filterWidth === 1 && tf.util.arraysEqual(info.inShape, info.outShape);
   if (!g || identity || (kind === 'avgPool' && !symmetric(g))) return fallback(kernelName, args);
-  const out = allocFloats(size(info.outShape));
+  const out = backend.floats(size(info.outShape));
   nativeFor(kernelName)[kind](floatsOf(backend, x), x.shape, g, out, info.outShape);
   return output(backend, info.outShape, out);
 }
@@ -356,7 +485,7 @@ function runPoolGrad(args: KernelArgs, kernelName: string, kind: 'maxPoolGrad' |
   if (!g || !tf.util.arraysEqual(info.outShape, dy.shape) || (kind === 'avgPoolGrad' && !symmetric(g))) {
     return fallback(kernelName, args);
   }
-  const out = allocFloats(size(input.shape));
+  const out = backend.floats(size(input.shape));
   nativeFor(kernelName)[kind](floatsOf(backend, dy), dy.shape, floatsOf(backend, input), input.shape, g, out);
   return output(backend, input.shape, out);
 }
@@ -383,7 +512,7 @@ function concat(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   tf.backend_util.assertParamsConsistent(inputs.map((t) => t.shape), axis);
   const outShape = tf.backend_util.computeOutShape(inputs.map((t) => t.shape), axis);
   const rows = size(outShape.slice(0, axis));
-  const out = ctor === Float32Array ? allocFloats(size(outShape)) : new ctor(size(outShape));
+  const out = ctor === Float32Array ? backend.floats(size(outShape)) : new ctor(size(outShape));
   nativeFor(tf.Concat).concat(nonEmpty.map((t) => valuesOf(backend, t) as ArrayBufferView), nonEmpty.map((t) => size(t.shape.slice(axis))),
     rows, out);
   return output(backend, outShape, out as unknown as Values, inputs[0].dtype);
@@ -396,7 +525,7 @@ function sliceInfo(backend: TorchCpuBackend, x: tf.TensorInfo, begin: number[], 
   if (!ctor || size(sizes) === 0 || tf.slice_util.isSliceContinous(x.shape, begin, sizes)) {
     return fallback(tf.Slice, args) as tf.TensorInfo;
   }
-  const out = ctor === Float32Array ? allocFloats(size(sizes)) : new ctor(size(sizes));
+  const out = ctor === Float32Array ? backend.floats(size(sizes)) : new ctor(size(sizes));
   nativeFor(tf.Slice).slice(valuesOf(backend, x) as ArrayBufferView, x.shape, begin, sizes, out);
   return output(backend, sizes, out as unknown as Values, x.dtype);
 }
@@ -416,13 +545,27 @@ function splitV(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const { numOrSizeSplits, axis } = args.attrs as unknown as tf.SplitVAttrs;
   const $axis = tf.util.parseAxisParam(axis, x.shape)[0];
   const splits = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, $axis);
-  const begin = new Array(x.shape.length).fill(0);
-  return splits.map((s) => {
-    const sizes = [...x.shape];
-    sizes[$axis] = s;
-    const part = sliceInfo(backend, x, [...begin], sizes);
-    begin[$axis] += s;
-    return part;
+  const rows = size(x.shape.slice(0, $axis));
+  const ctor = sameStorage(backend, [x]);
+  if (!ctor || rows === 1 || size(x.shape) === 0 || splits.some((s) => s <= 0)) {
+    // Splits of the outermost axis are contiguous: zero-copy views from the cpu kernel.
+    const begin = new Array(x.shape.length).fill(0);
+    return splits.map((s) => {
+      const sizes = [...x.shape];
+      sizes[$axis] = s;
+      const part = sliceInfo(backend, x, [...begin], sizes);
+      begin[$axis] += s;
+      return part;
+    });
+  }
+  // One pass over x (the concat gradient of a dense block splits the widest tensors).
+  const inner = size(x.shape.slice($axis + 1));
+  const outs = splits.map((s) => (ctor === Float32Array ? backend.floats(rows * s * inner) : new ctor(rows * s * inner)));
+  nativeFor(tf.SplitV).split(valuesOf(backend, x) as ArrayBufferView, splits.map((s) => s * inner), rows, outs);
+  return outs.map((out, i) => {
+    const shape = [...x.shape];
+    shape[$axis] = splits[i];
+    return output(backend, shape, out as unknown as Values, x.dtype);
   });
 }
 
@@ -441,13 +584,13 @@ function binary(kernelName: string): tf.KernelFunc {
     if (!isFloat(a, b)) return fallback(kernelName, args);
     const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
     if (size(outShape) < MIN_NATIVE_ELEMENTS) return fallback(kernelName, args);
-    const out = allocFloats(size(outShape));
+    const out = backend.floats(size(outShape));
     nativeFor(kernelName).binary(op, floatsOf(backend, a), a.shape, floatsOf(backend, b), b.shape, out, outShape);
     return output(backend, outShape, out);
   };
 }
 
-const UNARY: Record<string, number> = { [tf.Relu]: 0, [tf.Relu6]: 1, [tf.Step]: 2, [tf.Sigmoid]: 3, [tf.Neg]: 4 };
+const UNARY: Record<string, number> = { [tf.Relu]: 0, [tf.Relu6]: 1, [tf.Step]: 2, [tf.Sigmoid]: 3, [tf.Neg]: 4, [tf.Square]: 5 };
 
 function unary(kernelName: string): tf.KernelFunc {
   const op = UNARY[kernelName];
@@ -456,7 +599,7 @@ function unary(kernelName: string): tf.KernelFunc {
     const { x } = args.inputs as Req<tf.UnaryInputs>;
     if (!isFloat(x) || size(x.shape) < MIN_NATIVE_ELEMENTS) return fallback(kernelName, args);
     const alpha = Number((args.attrs as { alpha?: number } | undefined)?.alpha ?? 0);
-    const out = allocFloats(size(x.shape));
+    const out = backend.floats(size(x.shape));
     nativeFor(kernelName).unary(op, floatsOf(backend, x), alpha, out);
     return output(backend, x.shape, out);
   };
@@ -474,10 +617,21 @@ function reduction(kernelName: string): tf.KernelFunc {
     if (!isFloat(x) || axes.length === 0 || size(x.shape) < MIN_NATIVE_ELEMENTS) return fallback(kernelName, args);
     const reduced = x.shape.filter((_, i) => !axes.includes(i));
     const outShape = keepDims ? tf.backend_util.expandShapeToKeepDim(reduced, axes) : reduced;
-    const out = allocFloats(size(outShape));
+    const out = backend.floats(size(outShape));
     nativeFor(kernelName).reduce(op, floatsOf(backend, x), x.shape, axes, out, reduced);
     return output(backend, outShape, out);
   };
+}
+
+function tile(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const backend = args.backend as TorchCpuBackend;
+  const { x } = args.inputs as Req<tf.TileInputs>;
+  const { reps } = args.attrs as unknown as tf.TileAttrs;
+  const outShape = x.shape.map((d, i) => d * reps[i]);
+  if (!isFloat(x) || reps.length !== x.shape.length || size(outShape) < MIN_NATIVE_ELEMENTS) return fallback(tf.Tile, args);
+  const out = backend.floats(size(outShape));
+  nativeFor(tf.Tile).tile(floatsOf(backend, x), x.shape, reps, out, outShape);
+  return output(backend, outShape, out);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -501,6 +655,7 @@ export function torchCpuKernels(): Array<{ name: string; kernelFunc: tf.KernelFu
     k(tf.Concat, concat),
     k(tf.Slice, slice),
     k(tf.SplitV, splitV),
+    k(tf.Tile, tile),
     ...Object.keys(BINARY).map((name) => k(name, binary(name))),
     ...Object.keys(UNARY).map((name) => k(name, unary(name))),
     ...Object.keys(REDUCE).map((name) => k(name, reduction(name))),

@@ -47,6 +47,7 @@ const IDENTITY = 'Identity';
 const CAST = 'Cast';
 const SLICE = 'Slice';
 const SPLIT_V = 'SplitV';
+const CONCAT = 'Concat';
 
 /** wasm kernels as registered before ours replaced them (used for the plain matmul and fallbacks). */
 const originals = new Map<string, tf.KernelConfig>();
@@ -60,6 +61,51 @@ function wasmKernel(name: string): tf.KernelConfig {
   return config;
 }
 
+/** dst[dstAt, +len) = src[srcAt, +len). Short runs go element by element: a subarray costs more than it saves. */
+function copyRun(src: Float32Array, srcAt: number, dst: Float32Array, dstAt: number, len: number): void {
+  if (len >= 64) {
+    dst.set(src.subarray(srcAt, srcAt + len), dstAt);
+    return;
+  }
+  for (let i = 0; i < len; i++) dst[dstAt + i] = src[srcAt + i];
+}
+
+/**
+ * Channel-style concatenation on flat arrays: row r of the result is row r of
+ * each part in turn (`widths[i]` elements each). One pass over the rows, so many
+ * narrow parts (DenseNet concatenates every earlier layer's k maps) stay cheap.
+ */
+function joinRows(parts: Float32Array[], widths: number[], rows: number, dst: Float32Array): void {
+  const total = widths.reduce((a, b) => a + b, 0);
+  for (let r = 0; r < rows; r++) {
+    let at = r * total;
+    for (let i = 0; i < parts.length; i++) {
+      const w = widths[i];
+      const src = parts[i];
+      const from = r * w;
+      if (w >= 64) dst.set(src.subarray(from, from + w), at);
+      else for (let j = 0; j < w; j++) dst[at + j] = src[from + j];
+      at += w;
+    }
+  }
+}
+
+/** The inverse of joinRows: row r of `src` is cut into `widths` and appended to each part. */
+function splitRows(src: Float32Array, parts: Float32Array[], widths: number[], rows: number): void {
+  const total = widths.reduce((a, b) => a + b, 0);
+  for (let r = 0; r < rows; r++) {
+    let at = r * total;
+    for (let i = 0; i < parts.length; i++) {
+      const w = widths[i];
+      const dst = parts[i];
+      const to = r * w;
+      if (w >= 64) dst.set(src.subarray(at, at + w), to);
+      else for (let j = 0; j < w; j++) dst[to + j] = src[at + j];
+      at += w;
+    }
+  }
+}
+
 /**
  * x[begin : begin+size] for numeric x, copied through heap views in runs as long
  * as the slice allows. (wasm's own Slice first copies all of x out of the heap,
@@ -69,7 +115,7 @@ function sliceHeap(backend: WasmBackendLike, x: TensorInfo, begin: number[], siz
   const rank = x.shape.length;
   const out = backend.makeOutput(size, x.dtype);
   if (product(size) === 0) return out;
-  // Same element type on both sides: plain copies.
+  // Same element type on both sides (float32, int32 or bool bytes): plain copies.
   const src = backend.typedArrayFromHeap(x) as Float32Array;
   const dst = backend.typedArrayFromHeap(out) as Float32Array;
   const strides = x.shape.map((_, i) => product(x.shape.slice(i + 1)));
@@ -78,11 +124,18 @@ function sliceHeap(backend: WasmBackendLike, x: TensorInfo, begin: number[], siz
   while (d > 0 && size[d] === x.shape[d]) d--;
   const run = size[d] * strides[d];
   const outer = product(size.slice(0, d));
+  if (begin.slice(0, d).every((b, j) => b === 0 && size[j] === x.shape[j])) {
+    // Whole leading axes (a split along the channels): evenly strided runs.
+    const rowStride = x.shape[d] * strides[d];
+    const first = begin[d] * strides[d];
+    for (let r = 0; r < outer; r++) copyRun(src, r * rowStride + first, dst, r * run, run);
+    return out;
+  }
   const index = new Array<number>(d).fill(0);
   for (let r = 0; r < outer; r++) {
     let from = begin[d] * strides[d];
     for (let j = 0; j < d; j++) from += (begin[j] + index[j]) * strides[j];
-    dst.set(src.subarray(from, from + run), r * run);
+    copyRun(src, from, dst, r * run, run);
     for (let j = d - 1; j >= 0 && ++index[j] === size[j]; j--) index[j] = 0;
   }
   return out;
@@ -320,6 +373,9 @@ function conv2DBackpropInput(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
 // ---------------------------------------------------------------------------
 // Conv2DBackpropFilter
 
+/** Reduction rows per chunk times the wider operand's columns: about 512 KB, to stay in cache. */
+const CHUNK_FLOATS = 1 << 17;
+
 /**
  * op(a) op(b) for single matrices a, b [1, rows, cols], where op transposes when
  * asked. XNNPACK only multiplies plain matrices, so transposes are explicit; the
@@ -330,10 +386,32 @@ function matmul2D(s: Scratch, a: TensorInfo, b: TensorInfo, transposeA: boolean,
   const t = (x: TensorInfo): TensorInfo => s.transpose(x, [0, 2, 1]);
   const [m, k] = transposeA ? [a.shape[2], a.shape[1]] : [a.shape[1], a.shape[2]];
   const n = transposeB ? b.shape[1] : b.shape[2];
+  if (transposeA && !transposeB && k > 2 * Math.floor(CHUNK_FLOATS / Math.max(m, n))) return matmulTNChunked(s, a, b);
   const direct = (transposeA ? m * k : 0) + (transposeB ? k * n : 0);
   const swapped = (transposeA ? 0 : m * k) + (transposeB ? 0 : k * n) + m * n;
   if (direct <= swapped) return s.matmul(transposeA ? t(a) : a, transposeB ? t(b) : b);
   return t(s.matmul(transposeB ? b : t(b), transposeA ? a : t(a)));
+}
+
+/**
+ * a^T b for a [1,K,M], b [1,K,N] with a long reduction K (weight gradients sum
+ * over batch x pixels). Whole, both the transpose and XNNPACK's packing of its
+ * "weights" operand stride through megabytes and miss the cache on every row;
+ * cut into row blocks of about CHUNK_FLOATS they stay in cache, and the partial
+ * products are summed.
+ */
+function matmulTNChunked(s: Scratch, a: TensorInfo, b: TensorInfo): TensorInfo {
+  const [, k, m] = a.shape;
+  const n = b.shape[2];
+  const rows = Math.max(64, Math.floor(CHUNK_FLOATS / Math.max(m, n)));
+  const partials: TensorInfo[] = [];
+  for (let start = 0; start < k; start += rows) {
+    const count = Math.min(rows, k - start);
+    const ac = s.slice(a, [0, start, 0], [1, count, m]);
+    const bc = s.slice(b, [0, start, 0], [1, count, n]);
+    partials.push(matmul2D(s, ac, bc, true, false));
+  }
+  return s.run('AddN', partials as unknown as tf.NamedTensorInfoMap);
 }
 
 /** dW of a 1x1 stride-1 conv: x^T dy over all pixels. */
@@ -643,7 +721,7 @@ function cast(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
 }
 
 // ---------------------------------------------------------------------------
-// Slice and SplitV (the gradient of concat)
+// Slice, SplitV (the gradient of concat) and Concat
 
 function slice(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
   const { inputs, backend, attrs } = args;
@@ -662,14 +740,40 @@ function splitV(args: Parameters<tf.KernelFunc>[0]): TensorInfo[] {
   if (x.dtype === 'string') return wasmKernel(SPLIT_V).kernelFunc(args) as TensorInfo[];
   const at = tf.util.parseAxisParam(axis, x.shape)[0];
   const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, numOrSizeSplits, at);
-  const begin = x.shape.map(() => 0);
-  return sizes.map((n) => {
-    const size = x.shape.slice();
-    size[at] = n;
-    const piece = sliceHeap(backend as WasmBackendLike, x, begin, size);
-    begin[at] += n;
-    return piece;
-  });
+  const wasm = backend as WasmBackendLike;
+  const pieces = sizes.map((n) => wasm.makeOutput(x.shape.map((d, i) => (i === at ? n : d)), x.dtype));
+  // Views after the last allocation: an allocation may move the heap.
+  const inner = product(x.shape.slice(at + 1));
+  const widths = sizes.map((n) => n * inner);
+  const kept = pieces.filter((_, i) => widths[i] > 0);
+  splitRows(
+    wasm.typedArrayFromHeap(x) as Float32Array, kept.map((t) => wasm.typedArrayFromHeap(t) as Float32Array),
+    widths.filter((w) => w > 0), product(x.shape.slice(0, at)),
+  );
+  return pieces;
+}
+
+/**
+ * Concatenation through heap views (DenseNet concatenates at every layer): per
+ * row of the axes before `axis`, each input's block is one run of the output.
+ */
+function concat(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const list = inputs as unknown as TensorInfo[];
+  if (list.some((t) => t.dtype === 'string')) return wasmKernel(CONCAT).kernelFunc(args) as TensorInfo;
+  const axis = tf.util.parseAxisParam((attrs as unknown as tf.ConcatAttrs).axis, list[0].shape)[0];
+  const shapes = list.map((t) => t.shape);
+  tf.backend_util.assertParamsConsistent(shapes, axis);
+  const outShape = tf.backend_util.computeOutShape(shapes, axis);
+  const wasm = backend as WasmBackendLike;
+  const out = wasm.makeOutput(outShape, list[0].dtype);
+  if (product(outShape) === 0) return out;
+  const kept = list.filter((t) => product(t.shape) > 0);
+  joinRows(
+    kept.map((t) => wasm.typedArrayFromHeap(t) as Float32Array), kept.map((t) => product(t.shape.slice(axis))),
+    product(outShape.slice(0, axis)), wasm.typedArrayFromHeap(out) as Float32Array,
+  );
+  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -740,6 +844,7 @@ const replacements: Array<{ kernelName: string; kernelFunc: tf.KernelFunc }> = [
   { kernelName: CAST, kernelFunc: cast as unknown as tf.KernelFunc },
   { kernelName: SLICE, kernelFunc: slice as unknown as tf.KernelFunc },
   { kernelName: SPLIT_V, kernelFunc: splitV as unknown as tf.KernelFunc },
+  { kernelName: CONCAT, kernelFunc: concat as unknown as tf.KernelFunc },
 ];
 for (const r of replacements) ours.add(r.kernelFunc);
 

@@ -79,22 +79,23 @@ export function convBackward(
 }
 
 /**
- * Backward of y = relu(BN_train(x)) given dy and r = relu output (for the mask).
- * Batch statistics depend on x, so dx carries the two mean terms of the BN gradient.
+ * Backward of y = BN_train(x) given dy. Batch statistics depend on x, so dx carries the
+ * two mean terms of the BN gradient. Full-size temporaries are freed as soon as they are
+ * used: this is the peak of the memory-efficient backward pass.
  */
-export function bnReluBackward(
+export function batchNormBackward(
   x: tf.Tensor4D,
-  r: tf.Tensor4D,
+  dy: tf.Tensor4D,
   bn: BatchNormWeights,
   stats: ChannelStats,
-  dr: tf.Tensor4D,
 ): { dx: tf.Tensor4D; dGamma: tf.Tensor1D; dBeta: tf.Tensor1D } {
-  return tf.tidy(() => {
-    const [n, h, w] = x.shape;
-    const count = n * h * w;
-    const dy = tf.mul(dr, tf.step(r)) as tf.Tensor4D;
-    const sumDy = tf.sum(dy, SPATIAL_AXES) as tf.Tensor1D;
-    const sumDyX = tf.sum(tf.mul(dy, x), SPATIAL_AXES) as tf.Tensor1D;
+  const [n, h, w] = x.shape;
+  const count = n * h * w;
+  const sumDy = tf.sum(dy, SPATIAL_AXES) as tf.Tensor1D;
+  const dyX = tf.mul(dy, x);
+  const sumDyX = tf.sum(dyX, SPATIAL_AXES) as tf.Tensor1D;
+  dyX.dispose();
+  const { dGamma, scale, a, c } = tf.tidy(() => {
     // dGamma = sum(dy * xhat) with xhat = (x - mean) * invStd, expanded so xhat is never built.
     const dGamma = tf.mul(stats.invStd, tf.sub(sumDyX, tf.mul(stats.mean, sumDy))) as tf.Tensor1D;
     const scale = tf.mul(bn.gamma, stats.invStd);
@@ -102,9 +103,15 @@ export function bnReluBackward(
     const gOverM = tf.div(tf.mul(dGamma, stats.invStd), count);
     const a = tf.neg(tf.mul(scale, gOverM));
     const c = tf.mul(scale, tf.sub(tf.mul(stats.mean, gOverM), tf.div(sumDy, count)));
-    const dx = tf.add(tf.add(tf.mul(dy, scale), tf.mul(x, a)), c) as tf.Tensor4D;
-    return { dx, dGamma, dBeta: sumDy };
+    return { dGamma, scale, a, c };
   });
+  const scaled = tf.mul(dy, scale);
+  const shifted = tf.mul(x, a);
+  const sum = tf.add(scaled, shifted);
+  tf.dispose([scaled, shifted]);
+  const dx = tf.add(sum, c) as tf.Tensor4D;
+  tf.dispose([sum, scale, a, c, sumDyX]);
+  return { dx, dGamma, dBeta: sumDy };
 }
 
 export interface UnitWeights {
@@ -121,12 +128,20 @@ export function unitForward(x: tf.Tensor4D, w: UnitWeights, epsilon: number):
   return { out: conv(r, w.conv), r, stats, mean, variance };
 }
 
-/** Backward of one unit: dx and the weight gradients in the order gamma, beta, kernel[, bias]. */
-export function unitBackward(x: tf.Tensor4D, r: tf.Tensor4D, w: UnitWeights, stats: ChannelStats, dOut: tf.Tensor4D):
-  { dx: tf.Tensor4D; weightGrads: tf.Tensor[] } {
+/**
+ * Backward of one unit: dx and the weight gradients in the order gamma, beta, kernel[, bias].
+ * With `releaseActivation` the BN-ReLU output `r` is disposed as soon as it is no longer needed.
+ */
+export function unitBackward(
+  x: tf.Tensor4D, r: tf.Tensor4D, w: UnitWeights, stats: ChannelStats, dOut: tf.Tensor4D, releaseActivation = false,
+): { dx: tf.Tensor4D; weightGrads: tf.Tensor[] } {
   const c = convBackward(r, w.conv, dOut);
-  const b = bnReluBackward(x, r, w.bn, stats, c.dx);
-  c.dx.dispose();
+  const mask = tf.step(r);
+  if (releaseActivation) r.dispose();
+  const dy = tf.mul(c.dx, mask) as tf.Tensor4D;
+  tf.dispose([mask, c.dx]);
+  const b = batchNormBackward(x, dy, w.bn, stats);
+  dy.dispose();
   return { dx: b.dx, weightGrads: [b.dGamma, b.dBeta, c.dKernel, ...(c.dBias ? [c.dBias] : [])] };
 }
 

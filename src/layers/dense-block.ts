@@ -207,7 +207,9 @@ export class DenseBlock extends tf.layers.Layer {
         let d = rec.mask ? (tf.mul(dOut, rec.mask) as tf.Tensor4D) : dOut;
         const unitGrads: tf.Tensor[][] = [];
         for (let i = weights[l].length - 1; i >= 0; i--) {
-          const u = unitBackward(ins[i], acts[i], weights[l][i], rec.stats[i], d);
+          const u = unitBackward(ins[i], acts[i], weights[l][i], rec.stats[i], d, true);
+          if (d !== dOut) d.dispose();
+          ins[i].dispose();
           unitGrads.unshift(u.weightGrads);
           d = u.dx;
         }
@@ -222,8 +224,9 @@ export class DenseBlock extends tf.layers.Layer {
       result.accumulated.forEach((g, j) => (grads[j] = g as tf.Tensor4D));
       weightGrads[l] = result.unitGrads;
     }
-    // tfjs would hold the incoming gradient until the whole backward pass ends; nothing reads it after this op.
-    dy.dispose();
+    // tfjs would hold the incoming gradient and the saved tensors until the whole backward pass
+    // ends; nothing reads them after this op, so they go now.
+    tf.dispose([dy, ...saved]);
     return [grads[0]!, ...weightGrads.flat()];
   }
 

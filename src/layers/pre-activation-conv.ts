@@ -70,11 +70,10 @@ export class PreActivationConv extends tf.layers.Layer {
         const stats = { mean, invStd };
         const grads = tf.tidy(() => {
           const r = keptR ?? bnRelu(xs, w.bn, stats);
-          const b = unitBackward(xs, r, w, stats, dy as tf.Tensor4D);
+          const b = unitBackward(xs, r, w, stats, dy as tf.Tensor4D, !keptR);
           return [b.dx, ...b.weightGrads];
         });
-        keptR?.dispose();
-        dy.dispose(); // see DenseBlock.backward
+        tf.dispose([dy, ...saved]); // see DenseBlock.backward
         return grads;
       };
       return { value: f.out, gradFunc };

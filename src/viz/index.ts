@@ -4,6 +4,7 @@ export * from './color';
 export { Raster, PixelBlock, TextOptions, measureText, fitText } from './raster';
 export * from './input';
 export * from './images';
+export * from './bars';
 export * from './plotly';
 export * from './display';
 export { FONT_FAMILY, fontPath } from './font';

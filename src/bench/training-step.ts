@@ -1,0 +1,35 @@
+// One synthetic training step (forward, backward, optimizer update) of a model, used by
+// the benchmarks: random inputs and labels of the model's shapes, softmax cross entropy
+// (per pixel for segmentation models), SGD with Nesterov momentum.
+import * as tf from '../tf';
+
+export interface StepHarness {
+  step: () => void;
+  predict: () => void;
+  dispose: () => void;
+}
+
+export function trainingHarness(model: tf.LayersModel, batch: number, seed = 1): StepHarness {
+  const inputShape = (model.inputs[0].shape as number[]).slice(1);
+  const outShape = (model.outputs[0].shape as number[]).slice(1);
+  const numClasses = outShape[outShape.length - 1];
+  const x = tf.randomNormal([batch, ...inputShape], 0, 1, 'float32', seed);
+  const labels = tf.tidy(() => tf.oneHot(tf.randomUniform([batch, ...outShape.slice(0, -1)], 0, numClasses, 'int32', seed), numClasses));
+  const optimizer = tf.train.momentum(0.01, 0.9, true);
+  return {
+    step: () => {
+      const loss = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, true);
+      loss?.dataSync();
+      loss?.dispose();
+    },
+    predict: () => {
+      const y = model.predict(x) as tf.Tensor;
+      y.dataSync();
+      y.dispose();
+    },
+    dispose: () => {
+      tf.dispose([x, labels]);
+      optimizer.dispose();
+    },
+  };
+}

@@ -1,0 +1,107 @@
+// `bench memory`, `bench speed` and `bench depth`.
+import * as fs from 'fs';
+import * as path from 'path';
+import { Command } from 'commander';
+import * as zoo from '../../zoo';
+import { MemoryBenchResult, ModeMeasurement, benchMemory, benchSpeed } from '../bench/memory';
+import { depthSweep } from '../bench/depth-sweep';
+import { lineChart, saveHtml } from '../viz';
+import { initBackend, parseInputShape, parsePositiveInt } from './zoo-commands';
+
+const MB = 1e6;
+
+function parseList(flag: string) {
+  return (text: string): number[] => {
+    const values = text.split(',').map((v) => Number(v.trim()));
+    if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 1)) {
+      throw new Error(`${flag} '${text}': expected a comma-separated list of positive integers`);
+    }
+    return values;
+  };
+}
+
+function isMeasured(m: ModeMeasurement | { error: string }): m is ModeMeasurement {
+  return 'peakBytes' in m;
+}
+
+function modeCells(m: ModeMeasurement | { error: string }): string[] {
+  if (!isMeasured(m)) return [`failed: ${m.error}`, '', '', ''];
+  return [(m.peakBytes / MB).toFixed(1), (m.bytesPerImage / MB).toFixed(2), m.msPerStep.toFixed(0), `${m.tensorsAfterStep2}/${m.tensorsAfterLastStep}`];
+}
+
+export function memoryTable(results: MemoryBenchResult[]): string {
+  const header = '| model | batch | input | naive peak MB | naive MB/image | naive ms/step | naive tensors | efficient peak MB | efficient MB/image | efficient ms/step | efficient tensors | peak ratio | time ratio |';
+  const rule = '|' + header.split('|').slice(1, -1).map(() => '---').join('|') + '|';
+  const rows = results.map((r) => `| ${[
+    r.model, r.batch, r.input.join('x'), ...modeCells(r.naive), ...modeCells(r.efficient),
+    r.peakRatio?.toFixed(3) ?? '', r.timeRatio?.toFixed(3) ?? '',
+  ].join(' | ')} |`);
+  return [header, rule, ...rows].join('\n');
+}
+
+export function registerBenchCommands(program: Command): void {
+  const bench = program.command('bench').description('memory and speed benchmarks (print numbers; no pass/fail)');
+
+  bench
+    .command('memory <name>')
+    .description('one training step naive and memory-efficient: peak tensor bytes, bytes per image, ms per step')
+    .requiredOption('--batch <n>', 'batch size', parsePositiveInt('--batch'))
+    .option('--input <HxWxC>', 'input size', parseInputShape)
+    .option('--classes <n>', 'number of classes', parsePositiveInt('--classes'))
+    .option('--steps <n>', 'timed steps after the profiled one', parsePositiveInt('--steps'), 1)
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, opts: { batch: number; input?: [number, number, number]; classes?: number; steps: number; json?: boolean }) => {
+      zoo.entry(name);
+      await initBackend(program);
+      const r = await benchMemory(name, { batch: opts.batch, inputShape: opts.input, numClasses: opts.classes, steps: opts.steps });
+      process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : memoryTable([r])) + '\n');
+    });
+
+  bench
+    .command('speed <name>')
+    .description('training and inference images per second')
+    .requiredOption('--batch <n>', 'batch size', parsePositiveInt('--batch'))
+    .option('--steps <n>', 'timed steps', parsePositiveInt('--steps'), 3)
+    .option('--input <HxWxC>', 'input size', parseInputShape)
+    .option('--efficient', 'memory-efficient mode')
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, opts: { batch: number; steps: number; input?: [number, number, number]; efficient?: boolean; json?: boolean }) => {
+      zoo.entry(name);
+      await initBackend(program);
+      const r = await benchSpeed(name, { batch: opts.batch, steps: opts.steps, inputShape: opts.input, memoryEfficient: !!opts.efficient });
+      process.stdout.write((opts.json ? JSON.stringify(r, null, 2)
+        : `${r.model} batch ${r.batch} ${r.input.join('x')} on ${r.backend}${r.memoryEfficient ? ' (efficient)' : ''}: ` +
+          `train ${r.trainImagesPerSec.toFixed(2)} images/s, inference ${r.inferenceImagesPerSec.toFixed(2)} images/s`) + '\n');
+    });
+
+  bench
+    .command('depth')
+    .description('memory against depth for DenseNet-BC (table + plot): naive grows quadratically, efficient linearly')
+    .option('--depths <list>', 'depths L', parseList('--depths'), [40, 64, 100, 148, 190, 250])
+    .option('--growth <k>', 'growth rate', parsePositiveInt('--growth'), 12)
+    .option('--batch <n>', 'batch size', parsePositiveInt('--batch'), 8)
+    .option('--input <HxWxC>', 'input size', parseInputShape, [32, 32, 3])
+    .option('--out <dir>', 'where to write depth-sweep.md, .json and .html', 'bench-results')
+    .option('--json', 'print JSON instead of the table')
+    .action(async (opts: { depths: number[]; growth: number; batch: number; input: [number, number, number]; out: string; json?: boolean }) => {
+      await initBackend(program);
+      const results = await depthSweep({ depths: opts.depths, growthRate: opts.growth, batch: opts.batch, inputShape: opts.input },
+        (r) => process.stderr.write(`  ${r.model}: naive ${isMeasured(r.naive) ? (r.naive.peakBytes / MB).toFixed(0) : 'failed'} MB, ` +
+          `efficient ${isMeasured(r.efficient) ? (r.efficient.peakBytes / MB).toFixed(0) : 'failed'} MB\n`));
+      fs.mkdirSync(opts.out, { recursive: true });
+      const table = memoryTable(results);
+      fs.writeFileSync(path.join(opts.out, 'depth-sweep.md'), table + '\n');
+      fs.writeFileSync(path.join(opts.out, 'depth-sweep.json'), JSON.stringify(results, null, 2) + '\n');
+      const depths = results.map((r) => Number(/bc-(\d+)-/.exec(r.model)![1]));
+      const series = (['naive', 'efficient'] as const).map((mode) => ({
+        name: mode,
+        x: depths,
+        y: results.map((r) => (isMeasured(r[mode]) ? (r[mode] as ModeMeasurement).peakBytes / MB : NaN)),
+      }));
+      saveHtml(lineChart(series, {
+        title: `DenseNet-BC k=${opts.growth}, batch ${opts.batch}: peak training memory against depth`,
+        xTitle: 'depth L', yTitle: 'peak tensor memory (MB)',
+      }), path.join(opts.out, 'depth-sweep.html'));
+      process.stdout.write((opts.json ? JSON.stringify(results, null, 2) : table) + '\n');
+    });
+}
