@@ -9,7 +9,8 @@
 // and 2 threads.
 // --profile: the tfjs kernels of one DenseNet-BC-100 (k=12) training step (batch 64,
 // 32x32) on torch-cpu, by total time.
-// --step: ms per training step of that model on wasm and torch-cpu (1 and 2 threads).
+// --step: ms per training step of that model on torch-cpu and PyTorch (torchvision's DenseNet
+// class with the CIFAR stem), 1 and 2 threads, interleaved; --step-wasm adds wasm (slow).
 import { spawnSync } from 'child_process';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
@@ -225,16 +226,54 @@ async function profileStep(batch: number): Promise<void> {
   console.log(`buffer pool: ${JSON.stringify(torchCpuInfo().pool)}`);
 }
 
+const PYTORCH_STEP_SCRIPT = `
+import json, sys, time, torch, torchvision
+import torch.nn as nn
+threads, batch, reps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+# DenseNet-BC-100 (k=12) for CIFAR: torchvision's DenseNet with the paper's 3x3 stem (769,162 parameters).
+m = torchvision.models.DenseNet(growth_rate=12, block_config=(16, 16, 16), num_init_features=24, bn_size=4, drop_rate=0, num_classes=10)
+m.features.conv0 = nn.Conv2d(3, 24, 3, padding=1, bias=False)
+m.features.norm0 = nn.Identity(); m.features.relu0 = nn.Identity(); m.features.pool0 = nn.Identity()
+m = m.to(memory_format=torch.channels_last)
+x = torch.randn(batch, 3, 32, 32).to(memory_format=torch.channels_last)
+y = torch.randint(0, 10, (batch,))
+opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+def step():
+    opt.zero_grad(); nn.functional.cross_entropy(m(x), y).backward(); opt.step()
+step()
+ts = []
+for _ in range(reps):
+    t = time.perf_counter(); step(); ts.append((time.perf_counter() - t) * 1e3)
+ts.sort()
+print(json.dumps({"median": ts[len(ts) // 2], "min": ts[0], "params": sum(p.numel() for p in m.parameters())}))
+`;
+
+function pytorchStep(threads: number, batch: number, reps: number): Timing | string {
+  const python = findPython();
+  if (!python) return 'no python3 with torch';
+  const r = spawnSync(python, ['-c', PYTORCH_STEP_SCRIPT, String(threads), String(batch), String(reps)], { encoding: 'utf8' });
+  if (r.status !== 0) return `failed: ${r.stderr.trim().split('\n').pop()}`;
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Timing;
+}
+
+/** Training step times, torch-cpu and PyTorch interleaved so that both see the same machine load. */
 async function stepTimes(batch: number, reps: number): Promise<void> {
-  console.log(`\nDenseNet-BC-100 (k=12) training step, batch ${batch}, ms (median of ${reps}):`);
-  const runs: Array<[string, string, number | null]> = [['wasm', 'wasm', null], ['torch-cpu 1t', 'torch-cpu', 1], ['torch-cpu 2t', 'torch-cpu', 2]];
-  for (const [label, backend, threads] of runs) {
-    await init(backend, { log: null });
-    if (threads !== null) setTorchCpuThreads(threads);
+  console.log(`\nDenseNet-BC-100 (k=12) training step, batch ${batch}, 32x32, ms per step: median (min) of ${reps}`);
+  const show = (label: string, t: Timing | string) => console.log(typeof t === 'string' ? `  ${label}: ${t}` :
+    `  ${label}: ${t.median.toFixed(0)} (${t.min.toFixed(0)}) ms, ${((1000 * batch) / t.median).toFixed(1)} images/s`);
+  if (flag('--step-wasm')) {
+    await init('wasm', { log: null });
+    show('wasm', timeMs(trainingStep(zoo.create('densenet-bc-100-k12'), batch), reps));
+  }
+  for (const threads of [1, 2]) {
+    await init('torch-cpu', { log: null });
+    setTorchCpuThreads(threads);
     const model = zoo.create('densenet-bc-100-k12');
-    const t = timeMs(trainingStep(model, batch), reps);
-    console.log(`  ${label}: ${t.median.toFixed(0)} ms/step (min ${t.min.toFixed(0)}), ${((1000 * batch) / t.median).toFixed(1)} images/s`);
-    model.dispose?.();
+    show(`torch-cpu ${threads}t`, timeMs(trainingStep(model, batch), reps));
+    model.dispose();
+    if (!flag('--no-python')) show(`PyTorch ${threads}t (channels-last)`, pytorchStep(threads, batch, reps));
   }
 }
 

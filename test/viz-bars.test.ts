@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Raster, Rgb, barChartImage, classColor, niceStep } from '../src/viz';
+import { Raster, Rgb, SERIES_COLORS, barChartImage, niceStep } from '../src/viz';
 
 /** Bounding box of the pixels of colour c, or undefined if there are none. */
 function box(r: Raster, c: Rgb): { x0: number; y0: number; x1: number; y1: number; n: number } | undefined {
@@ -22,7 +22,7 @@ test('niceStep picks 1, 2 or 5 times a power of ten', () => {
   assert.equal(niceStep(0), 1);
 });
 
-test('barChartImage draws bar heights proportional to the values, one palette colour per series', () => {
+test('barChartImage draws bar heights proportional to the values, one colour per series', () => {
   const plotHeight = 200;
   const r = barChartImage(['a', 'b'], [{ name: 'one', values: [100, 50] }, { name: 'two', values: [25, 0] }], {
     xTitle: 'category',
@@ -42,21 +42,30 @@ test('barChartImage draws bar heights proportional to the values, one palette co
     while (y + n < r.height && is(y + n)) n++;
     return n;
   };
-  const s0 = box(r, classColor(0));
-  const s1 = box(r, classColor(1));
+  const s0 = box(r, SERIES_COLORS[0]);
+  const s1 = box(r, SERIES_COLORS[1]);
   assert.ok(s0 && s1, 'both series are drawn');
   // Bar runs of series 0 left to right: 100 (the axis top, ticks of 20) fills the plot; 50 is half.
   const heights0: number[] = [];
   const heights1: number[] = [];
   for (let x = 0; x < r.width; x++) {
-    const h0 = run(x, classColor(0));
-    const h1 = run(x, classColor(1));
+    const h0 = run(x, SERIES_COLORS[0]);
+    const h1 = run(x, SERIES_COLORS[1]);
     if (h0 > 12 && heights0[heights0.length - 1] !== h0) heights0.push(h0);
     if (h1 > 12 && heights1[heights1.length - 1] !== h1) heights1.push(h1);
   }
   assert.deepEqual(heights0, [plotHeight, plotHeight / 2]);
   // Series 1: the 25 bar is a quarter of the plot; the zero bar has no height.
   assert.deepEqual(heights1, [plotHeight / 4]);
+});
+
+test('barChartImage takes series colours from options.colors, cycling them', () => {
+  const colors: Rgb[] = [[200, 10, 10], [10, 10, 200]];
+  const r = barChartImage(['a'], [1, 2, 3].map((v) => ({ name: `s${v}`, values: [v] })), { xTitle: 'x', yTitle: 'y', colors, valueLabels: false });
+  // Series 0 and 2 share the first colour: two bars (heights 1/3 and 3/3 of the plot) plus two legend swatches.
+  assert.ok(box(r, colors[0]));
+  assert.ok(box(r, colors[1]));
+  assert.equal(box(r, SERIES_COLORS[0]), undefined);
 });
 
 test('barChartImage rejects mismatched lengths, negative values and missing axis titles', () => {

@@ -5,6 +5,7 @@
 // per-channel scale and shift, which keeps every op a broadcast over channels
 // (tfjs's own BN gradient spends most of its time tiling).
 import * as tf from '../tf';
+import { BN_RELU, BN_RELU_GRAD, hasFusedKernels } from './fused-kernels';
 
 export interface BatchNormWeights {
   gamma: tf.Tensor1D;
@@ -50,6 +51,7 @@ export function bnRelu(x: tf.Tensor4D, bn: BatchNormWeights, stats: ChannelStats
   return tf.tidy(() => {
     const scale = tf.mul(bn.gamma, stats.invStd);
     const shift = tf.sub(bn.beta, tf.mul(stats.mean, scale));
+    if (hasFusedKernels()) return tf.engine().runKernel(BN_RELU, { x, scale, shift }) as tf.Tensor4D;
     return tf.relu(tf.add(tf.mul(x, scale), shift)) as tf.Tensor4D;
   });
 }
@@ -136,13 +138,33 @@ export function unitBackward(
   x: tf.Tensor4D, r: tf.Tensor4D, w: UnitWeights, stats: ChannelStats, dOut: tf.Tensor4D, releaseActivation = false,
 ): { dx: tf.Tensor4D; weightGrads: tf.Tensor[] } {
   const c = convBackward(r, w.conv, dOut);
-  const mask = tf.step(r);
-  if (releaseActivation) r.dispose();
-  const dy = tf.mul(c.dx, mask) as tf.Tensor4D;
-  tf.dispose([mask, c.dx]);
-  const b = batchNormBackward(x, dy, w.bn, stats);
-  dy.dispose();
+  // The fused kernel needs only x; the fallback still reads r for the ReLU mask.
+  const fused = hasFusedKernels();
+  if (releaseActivation && fused) r.dispose();
+  const b = fused ? fusedBnReluBackward(x, c.dx, w.bn, stats) : bnReluBackward(r, x, c.dx, w.bn, stats);
+  if (releaseActivation && !fused) r.dispose();
+  c.dx.dispose();
   return { dx: b.dx, weightGrads: [b.dGamma, b.dBeta, c.dKernel, ...(c.dBias ? [c.dBias] : [])] };
+}
+
+/** Backward of r = relu(BN_train(x)) given dr, in one kernel that recomputes the ReLU mask from x. */
+function fusedBnReluBackward(x: tf.Tensor4D, dr: tf.Tensor4D, bn: BatchNormWeights, stats: ChannelStats):
+  { dx: tf.Tensor4D; dGamma: tf.Tensor1D; dBeta: tf.Tensor1D } {
+  const [dx, dGamma, dBeta] = tf.engine().runKernel(BN_RELU_GRAD, {
+    x, dr, gamma: bn.gamma, beta: bn.beta, mean: stats.mean, invStd: stats.invStd,
+  }) as tf.Tensor[];
+  return { dx: dx as tf.Tensor4D, dGamma: dGamma as tf.Tensor1D, dBeta: dBeta as tf.Tensor1D };
+}
+
+/** The same with composite ops, for backends without the fused kernels. */
+function bnReluBackward(r: tf.Tensor4D, x: tf.Tensor4D, dr: tf.Tensor4D, bn: BatchNormWeights, stats: ChannelStats):
+  { dx: tf.Tensor4D; dGamma: tf.Tensor1D; dBeta: tf.Tensor1D } {
+  const mask = tf.step(r);
+  const dy = tf.mul(dr, mask) as tf.Tensor4D;
+  mask.dispose();
+  const b = batchNormBackward(x, dy, bn, stats);
+  dy.dispose();
+  return b;
 }
 
 /** The weights of a unit as customGrad inputs, in the order unitBackward returns their gradients. */

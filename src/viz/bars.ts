@@ -1,8 +1,16 @@
 // A grouped bar chart drawn as a raster (PNG), for reports and READMEs that
 // want a picture rather than an interactive Plotly chart. Bars start at zero;
-// the y axis gets round tick values; one palette colour per series.
-import { MUTED, TEXT, Rgb, classColor } from './color';
+// the y axis gets round tick values; one colour per series.
+import { MUTED, TEXT, Rgb, hexToRgb } from './color';
 import { Raster, fitText, measureText } from './raster';
+
+/**
+ * Series colours in Plotly's default order (its 'colorway'), so that a PNG
+ * and a Plotly chart of the same series show each one in the same colour.
+ */
+export const SERIES_COLORS: readonly Rgb[] = [
+  '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf',
+].map(hexToRgb);
 
 export interface BarSeries {
   name: string;
@@ -15,8 +23,10 @@ export interface BarChartImageOptions {
   yTitle: string;
   /** Height of the plotting area in pixels (default 260). */
   plotHeight?: number;
-  /** Width of one bar in pixels (default: 18, or wider for few bars). */
+  /** Width of one bar in pixels (default: wide enough for its value label, at least 18). */
   barWidth?: number;
+  /** Colour per series, cycled (default SERIES_COLORS). */
+  colors?: readonly Rgb[];
   /** Write each value above its bar when it fits (default true). */
   valueLabels?: boolean;
   /** How values are written on the bars and the y axis (default: thousands separators, up to 2 decimals). */
@@ -80,10 +90,13 @@ export function barChartImage(
   const top = Math.max(step, Math.ceil(maxValue / step) * step);
   const ticks = Array.from({ length: Math.round(top / step) + 1 }, (_, i) => i * step);
 
-  const barW = options.barWidth ?? (nSeries <= 2 ? 28 : 18);
   const widestValue = Math.max(...series.flatMap((s) => Array.from(s.values, (v) => measureText(fmt(v), VALUE_SIZE))));
-  // Values are written only where they fit over their bar, so a crowded chart stays legible.
-  const showValues = valueLabels && widestValue <= barW + 4;
+  const barW = options.barWidth ?? Math.max(nSeries <= 2 ? 28 : 18, valueLabels ? Math.ceil(widestValue) + 6 : 0);
+  // Values are written only where they fit over their bar with a gap, so neighbours never run together.
+  const showValues = valueLabels && widestValue <= barW - 4;
+  const colors = options.colors ?? SERIES_COLORS;
+  if (colors.length === 0) throw new Error('barChartImage: colors is empty');
+  const colorOf = (k: number) => colors[k % colors.length];
   const groupGap = Math.max(14, barW);
   const groupW = nSeries * barW;
   const plotW = categories.length * groupW + (categories.length + 1) * groupGap;
@@ -121,7 +134,7 @@ export function barChartImage(
       const v = s.values[c];
       const x = gx + k * barW;
       const y = yOf(v);
-      r.fillRect(x + 1, y, barW - 2, plotTop + plotH - y, classColor(k));
+      r.fillRect(x + 1, y, barW - 2, plotTop + plotH - y, colorOf(k));
       if (showValues) r.text(fmt(v), x + barW / 2, y - 3, { size: VALUE_SIZE, align: 'center', color: TEXT });
     });
     r.text(fitText(cat, groupW + groupGap - 4, LABEL_SIZE), gx + groupW / 2, plotTop + plotH + LABEL_SIZE + 4, {
@@ -130,7 +143,7 @@ export function barChartImage(
     });
   });
   r.text(options.xTitle, left + plotW / 2, plotTop + plotH + catLabelH + LABEL_SIZE + 2, { size: LABEL_SIZE, align: 'center', color: MUTED });
-  drawLegend(r, legend, left, plotTop + plotH + catLabelH + xTitleH);
+  drawLegend(r, legend, left, plotTop + plotH + catLabelH + xTitleH, colorOf);
   return r;
 }
 
@@ -162,9 +175,9 @@ function legendLayout(names: readonly string[], maxWidth: number): Legend {
   return { items, width, height: y + SWATCH + 8 };
 }
 
-function drawLegend(r: Raster, legend: Legend, x0: number, y0: number): void {
+function drawLegend(r: Raster, legend: Legend, x0: number, y0: number, colorOf: (k: number) => Rgb): void {
   legend.items.forEach((it, k) => {
-    r.fillRect(x0 + it.x, y0 + it.y, SWATCH, SWATCH, classColor(k));
+    r.fillRect(x0 + it.x, y0 + it.y, SWATCH, SWATCH, colorOf(k));
     r.text(it.name, x0 + it.x + SWATCH + 5, y0 + it.y + SWATCH - 1, { size: LABEL_SIZE });
   });
 }

@@ -1,0 +1,189 @@
+// What a training run tells the user and writes down: a progress bar on a terminal (epoch, step,
+// loss, accuracy, images/s, ETA), plain lines otherwise, and OUT/metrics.jsonl with one JSON
+// object per logged step and per evaluation.
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'fs';
+import * as cliProgress from 'cli-progress';
+
+export interface StepReport {
+  /** 1-based epoch of the step just done. */
+  epoch: number;
+  epochs: number;
+  step: number;
+  /** Step at which the run stops. */
+  stopStep: number;
+  /** Mean training loss over the steps since the previous report. */
+  loss: number;
+  /** Mean training accuracy (pixel accuracy for segmentation) over the same steps. */
+  accuracy: number;
+  lr: number;
+  imagesPerSecond: number;
+  etaSeconds: number;
+}
+
+export interface EvalReport {
+  split: string;
+  step: number;
+  epoch: number;
+  loss: number;
+  metrics: Record<string, number>;
+  count: number;
+  seconds: number;
+}
+
+export interface Reporter {
+  start(firstStep: number, stopStep: number): void;
+  /** `log`: this step is a logging step (plain lines are only printed then). */
+  step(r: StepReport, log: boolean): void;
+  evalProgress(done: number, total: number): void;
+  eval(r: EvalReport): void;
+  note(text: string): void;
+  stop(): void;
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = s % 60;
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(r).padStart(2, '0')}s` : `${r}s`;
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+
+export function formatMetrics(metrics: Record<string, number>): string {
+  return Object.entries(metrics).map(([k, v]) => `${k} ${pct(v)}`).join(' ');
+}
+
+export function formatEval(r: EvalReport): string {
+  return `eval ${r.split} at step ${r.step} (epoch ${r.epoch}): loss ${r.loss.toFixed(4)} ${formatMetrics(r.metrics)} ` +
+    `(${r.count} images, ${formatDuration(r.seconds)})`;
+}
+
+function formatEpochs(e: number): string {
+  return Number.isInteger(e) ? String(e) : e.toFixed(2);
+}
+
+export function formatStep(r: StepReport): string {
+  return `epoch ${r.epoch}/${formatEpochs(r.epochs)} step ${r.step}/${r.stopStep} loss ${r.loss.toFixed(4)} ` +
+    `acc ${pct(r.accuracy)} lr ${r.lr.toPrecision(3)} ${r.imagesPerSecond.toFixed(1)} img/s ETA ${formatDuration(r.etaSeconds)}`;
+}
+
+/** Plain lines, for logs and pipes. */
+export class LineReporter implements Reporter {
+  constructor(private readonly write: (line: string) => void = (l) => process.stdout.write(l + '\n')) {}
+  start(): void {}
+  step(r: StepReport, log: boolean): void {
+    if (log) this.write(formatStep(r));
+  }
+  evalProgress(): void {}
+  eval(r: EvalReport): void {
+    this.write(formatEval(r));
+  }
+  note(text: string): void {
+    this.write(text);
+  }
+  stop(): void {}
+}
+
+/** A cli-progress bar over the run's steps, with evaluation results and notes printed above it. */
+export class BarReporter implements Reporter {
+  private readonly multi: cliProgress.MultiBar;
+  private bar?: cliProgress.SingleBar;
+  private last?: StepReport;
+
+  constructor(stream: NodeJS.WriteStream = process.stdout) {
+    this.multi = new cliProgress.MultiBar({
+      stream, hideCursor: true, fps: 5, barsize: 24, forceRedraw: true,
+      format: 'epoch {epoch} |{bar}| step {value}/{total} loss {loss} acc {acc} {ips} img/s ETA {eta_text} {phase}',
+    });
+  }
+
+  private payload(r: StepReport | undefined, phase = '') {
+    return {
+      epoch: r ? `${r.epoch}/${formatEpochs(r.epochs)}` : '-',
+      loss: r ? r.loss.toFixed(4) : '-',
+      acc: r ? pct(r.accuracy) : '-',
+      ips: r ? r.imagesPerSecond.toFixed(1) : '-',
+      eta_text: r ? formatDuration(r.etaSeconds) : '?',
+      phase,
+    };
+  }
+
+  start(firstStep: number, stopStep: number): void {
+    this.bar = this.multi.create(stopStep, firstStep, this.payload(undefined));
+  }
+
+  step(r: StepReport): void {
+    this.last = r;
+    this.bar?.update(r.step, this.payload(r));
+  }
+
+  evalProgress(done: number, total: number): void {
+    this.bar?.update(this.payload(this.last, `(evaluating ${done}/${total})`));
+  }
+
+  eval(r: EvalReport): void {
+    this.bar?.update(this.payload(this.last));
+    this.multi.log(formatEval(r) + '\n');
+  }
+
+  note(text: string): void {
+    this.multi.log(text + '\n');
+  }
+
+  stop(): void {
+    this.multi.stop();
+  }
+}
+
+/** The bar on a terminal, lines elsewhere. */
+export function defaultReporter(stream: NodeJS.WriteStream = process.stdout): Reporter {
+  return stream.isTTY ? new BarReporter(stream) : new LineReporter((l) => stream.write(l + '\n'));
+}
+
+/** A reporter that prints nothing (tests, library use). */
+export const silentReporter: Reporter = {
+  start() {}, step() {}, evalProgress() {}, eval() {}, note() {}, stop() {},
+};
+
+export interface MetricsRecord {
+  type: 'train' | 'eval' | 'summary';
+  step: number;
+  epoch: number;
+  [key: string]: unknown;
+}
+
+/** OUT/metrics.jsonl: appended line by line, so a killed run keeps everything logged before. */
+export class MetricsLog {
+  constructor(readonly file: string) {}
+
+  append(record: MetricsRecord): void {
+    appendFileSync(this.file, JSON.stringify(record) + '\n');
+  }
+
+  /** Keeps only the records up to `step` (a resumed run rewrites what came after its checkpoint). */
+  truncateAfter(step: number): void {
+    if (!existsSync(this.file)) return;
+    const kept = readFileSync(this.file, 'utf8').split('\n').filter((line) => {
+      if (!line.trim()) return false;
+      try {
+        return (JSON.parse(line) as MetricsRecord).step <= step;
+      } catch {
+        return false; // a line cut short by a kill
+      }
+    });
+    writeFileSync(this.file, kept.map((l) => l + '\n').join(''));
+  }
+
+  read(): MetricsRecord[] {
+    if (!existsSync(this.file)) return [];
+    return readFileSync(this.file, 'utf8').split('\n').filter((l) => l.trim()).flatMap((l) => {
+      try {
+        return [JSON.parse(l) as MetricsRecord];
+      } catch {
+        return [];
+      }
+    });
+  }
+}

@@ -1,0 +1,17 @@
+// Reproducible dropout. tfjs draws a fresh seed from Math.random() for every random op that is
+// given none (the dropout masks of the dense blocks and of tf.layers.dropout), and those ops
+// generate their numbers in JavaScript on every backend. Replacing Math.random with a seeded
+// stream for the duration of one synchronous training step makes the masks a function of the
+// stream's state, which the checkpoint stores, so a resumed run draws the same masks.
+import type { Rng } from '../data/prng';
+
+/** Runs `fn` (synchronously) with Math.random drawing from `rng`; restores Math.random afterwards. */
+export function withSeededMathRandom<T>(rng: Rng, fn: () => T): T {
+  const original = Math.random;
+  Math.random = () => rng.float();
+  try {
+    return fn();
+  } finally {
+    Math.random = original;
+  }
+}
