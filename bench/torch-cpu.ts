@@ -44,19 +44,27 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** Median and minimum ms over `reps` runs after two warm-up runs (the minimum is robust to a busy machine). */
+/**
+ * Median and minimum wall ms over `reps` runs after two warm-up runs, and the median
+ * CPU ms of the process (on a busy machine the minimum and the CPU time are the
+ * robust ones; CPU time sums all threads).
+ */
 function timeMs(fn: () => void, reps: number): Timing {
   for (let i = 0; i < 2; i++) fn();
-  const times: number[] = [];
+  const wall: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < reps; i++) {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     fn();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    wall.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1e3);
   }
-  return { median: median(times), min: Math.min(...times) };
+  return { median: median(wall), min: Math.min(...wall), cpu: median(cpu) };
 }
 
-interface Timing { median: number; min: number }
+interface Timing { median: number; min: number; cpu: number }
 
 /** The op of `kind` for `c` as a closure over tensors made on the current backend. */
 function convOp(c: ConvCase, kind: Kind): { run: () => void; dispose: () => void } {
@@ -104,11 +112,12 @@ cases = json.loads(sys.argv[2])
 torch.manual_seed(0)
 def med(f):
     for _ in range(2): f()
-    ts = []
+    ts, cs = [], []
     for _ in range(reps):
-        t = time.perf_counter(); f(); ts.append((time.perf_counter() - t) * 1e3)
-    ts.sort()
-    return {"median": ts[len(ts) // 2], "min": ts[0]}
+        c = time.process_time(); t = time.perf_counter(); f()
+        ts.append((time.perf_counter() - t) * 1e3); cs.append((time.process_time() - c) * 1e3)
+    ts.sort(); cs.sort()
+    return {"median": ts[len(ts) // 2], "min": ts[0], "cpu": cs[len(cs) // 2]}
 out = {"version": torch.__version__}
 with torch.inference_mode():
     for threads in (1, 2):
@@ -148,10 +157,11 @@ function pytorchColumns(reps: number): { version: string; cols: Record<string, C
 function printTable(columns: Record<string, Column>): void {
   const names = Object.keys(columns);
   const rows = CASES.flatMap((c) => KINDS.map((k) => `${c.label} ${k}`));
-  const fmt = (v: Timing | string | undefined) => (v === undefined ? '-' : typeof v === 'string' ? v : `${v.median.toFixed(2)} (${v.min.toFixed(2)})`);
-  const widths = [Math.max(16, ...rows.map((r) => r.length)), ...names.map((n) => Math.max(n.length, 13))];
+  const fmt = (v: Timing | string | undefined) =>
+    (v === undefined ? '-' : typeof v === 'string' ? v : `${v.median.toFixed(2)} (${v.min.toFixed(2)}) ${v.cpu.toFixed(2)}`);
+  const widths = [Math.max(16, ...rows.map((r) => r.length)), ...names.map((n) => Math.max(n.length, 19))];
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
-  console.log(line(['ms: median (min)', ...names]));
+  console.log(line(['ms: wall median (min) cpu', ...names]));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const r of rows) console.log(line([r, ...names.map((n) => fmt(columns[n][r]))]));
 }
@@ -243,11 +253,12 @@ opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, nesterov=True)
 def step():
     opt.zero_grad(); nn.functional.cross_entropy(m(x), y).backward(); opt.step()
 step()
-ts = []
+ts, cs = [], []
 for _ in range(reps):
-    t = time.perf_counter(); step(); ts.append((time.perf_counter() - t) * 1e3)
-ts.sort()
-print(json.dumps({"median": ts[len(ts) // 2], "min": ts[0], "params": sum(p.numel() for p in m.parameters())}))
+    c = time.process_time(); t = time.perf_counter(); step()
+    ts.append((time.perf_counter() - t) * 1e3); cs.append((time.process_time() - c) * 1e3)
+ts.sort(); cs.sort()
+print(json.dumps({"median": ts[len(ts) // 2], "min": ts[0], "cpu": cs[len(cs) // 2], "params": sum(p.numel() for p in m.parameters())}))
 `;
 
 function pytorchStep(threads: number, batch: number, reps: number): Timing | string {
@@ -260,9 +271,10 @@ function pytorchStep(threads: number, batch: number, reps: number): Timing | str
 
 /** Training step times, torch-cpu and PyTorch interleaved so that both see the same machine load. */
 async function stepTimes(batch: number, reps: number): Promise<void> {
-  console.log(`\nDenseNet-BC-100 (k=12) training step, batch ${batch}, 32x32, ms per step: median (min) of ${reps}`);
+  console.log(`\nDenseNet-BC-100 (k=12) training step, batch ${batch}, 32x32, ms per step over ${reps} steps`);
   const show = (label: string, t: Timing | string) => console.log(typeof t === 'string' ? `  ${label}: ${t}` :
-    `  ${label}: ${t.median.toFixed(0)} (${t.min.toFixed(0)}) ms, ${((1000 * batch) / t.median).toFixed(1)} images/s`);
+    `  ${label}: wall ${t.median.toFixed(0)} (min ${t.min.toFixed(0)}) ms, cpu ${t.cpu.toFixed(0)} ms; ` +
+    `${((1000 * batch) / t.min).toFixed(1)} images/s at the fastest step`);
   if (flag('--step-wasm')) {
     await init('wasm', { log: null });
     show('wasm', timeMs(trainingStep(zoo.create('densenet-bc-100-k12'), batch), reps));

@@ -4,6 +4,7 @@ import * as tf from './tf';
 import * as backend from './backend';
 import * as zoo from '../zoo';
 import * as weights from './weights';
+import * as data from './data';
 import { summarize, formatSummary, blockChannels } from './models/summary';
 
-export { tf, backend, zoo, weights, summarize, formatSummary, blockChannels };
+export { tf, backend, zoo, weights, data, summarize, formatSummary, blockChannels };

@@ -14,7 +14,7 @@ import {
 
 registerTorchCpuCandidate();
 const info = torchCpuInfo();
-const skip = info.available ? false : `torch-cpu addon not built (${info.reason}); run: node scripts/build-native.js`;
+const skip = info.available ? false : `torch-cpu unavailable: ${info.reason}; to build it: node scripts/build-native.js`;
 const TOLERANCE = 1e-4;
 
 // ---------------------------------------------------------------------------------------------

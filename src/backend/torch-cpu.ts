@@ -678,7 +678,15 @@ export function registerTorchCpuBackend(): boolean {
     if (!tf.getKernel(config.kernelName, TORCH_CPU)) tf.registerKernel({ ...config, backendName: TORCH_CPU });
   }
   // Priority below cpu's: tfjs never picks it on its own; backend.init() does.
-  tf.registerBackend(TORCH_CPU, () => new TorchCpuBackend(), 0);
+  tf.registerBackend(TORCH_CPU, () => {
+    // Also when set with tf.setBackend directly; a bad DENSENET_THREADS is reported by init().
+    try {
+      setTorchCpuThreads(threadsFromEnv());
+    } catch {
+      // keep libtorch's default
+    }
+    return new TorchCpuBackend();
+  }, 0);
   registered = true;
   return true;
 }

@@ -3,6 +3,7 @@
 // them to commander and turns every error into one clear line and a non-zero exit.
 import { Command } from 'commander';
 import { registerZooCommands } from './zoo-commands';
+import { registerTrainCommands } from './train-commands';
 import { registerBenchCommands } from './bench-commands';
 
 export function buildProgram(): Command {
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .option('--backend <name>', 'tfjs backend: tensorflow-gpu, tensorflow, wasm, cpu (default: best installed; env DENSENET_BACKEND)')
     .showHelpAfterError();
   registerZooCommands(program);
+  registerTrainCommands(program);
   registerBenchCommands(program);
   return program;
 }

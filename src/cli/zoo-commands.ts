@@ -6,10 +6,9 @@ import * as backend from '../backend';
 import * as zoo from '../../zoo';
 import { formatSummary, summarize } from '../models/summary';
 import { decodeImageFile } from '../data/image-file';
-import { imageToInput } from './preprocess';
+import { classifyImage, predictorFor, segmentImage, writeSegmentationOverlay } from '../train/inference';
 import { saveLayersModelToFile } from '../weights/file-io';
 import { loadTorchvisionSafetensors } from '../weights/torchvision';
-import IMAGENET_CLASSES from '../../zoo/imagenet-classes.json';
 
 /** Parses `HxWxC` or `HxW`. */
 export function parseInputShape(text: string): [number, number, number] | [number, number] {
@@ -34,10 +33,6 @@ export async function initBackend(program: Command): Promise<backend.BackendChoi
 
 function print(json: boolean, value: unknown, text: () => string): void {
   process.stdout.write((json ? JSON.stringify(value, null, 2) : text()) + '\n');
-}
-
-function classNames(e: zoo.ZooEntry): string[] {
-  return e.classNames === 'imagenet' ? (IMAGENET_CLASSES as string[]) : e.classNames;
 }
 
 export function registerZooCommands(program: Command): void {
@@ -89,22 +84,30 @@ export function registerZooCommands(program: Command): void {
 
   program
     .command('predict <model> <image>')
-    .description('classify an image (or segment it) with a zoo model and weights')
-    .option('--weights <w>', 'weight tag, .safetensors file or tfjs model.json')
+    .description('classify an image, or segment it (with --out overlay.png), with a zoo model and weights or a trained checkpoint')
+    .option('--weights <w>', 'weight tag, .safetensors file, tfjs model.json, or a checkpoint folder of `densenet train`')
     .option('--top <k>', 'number of classes to print', parsePositiveInt('--top'), 5)
+    .option('--out <file.png>', 'segmentation: write the input, the prediction and their overlay to this PNG')
     .option('--json', 'machine-readable output')
-    .action(async (name: string, image: string, opts: { weights?: string; top: number; json?: boolean }) => {
-      const e = zoo.entry(name);
-      if (e.task !== 'classification') throw new Error(`${name} is a segmentation model; predict prints classes of classification models`);
+    .action(async (name: string, image: string, opts: { weights?: string; top: number; out?: string; json?: boolean }) => {
+      zoo.entry(name);
       const decoded = decodeImageFile(image);
       await initBackend(program);
-      const model = await zoo.load(name, { weights: opts.weights });
-      const input = imageToInput(decoded, { ...e.input, shape: (model.inputs[0].shape as number[]).slice(1) as [number, number, number] });
-      const probs = tf.tidy(() => tf.softmax(model.predict(input) as tf.Tensor2D));
-      const { values, indices } = tf.topk(probs, Math.min(opts.top, probs.shape[1]));
-      const names = classNames(e);
-      const p = values.dataSync();
-      const top = Array.from(indices.dataSync()).map((c, i) => ({ class: c, name: names[c] ?? `class ${c}`, probability: p[i] }));
+      const predictor = predictorFor(name, opts.weights);
+      if (predictor.task === 'segmentation') {
+        const seg = await segmentImage(predictor, decoded);
+        const overlay = opts.out ? writeSegmentationOverlay(opts.out, decoded, seg, predictor, `${name}: ${path.basename(image)}`) : null;
+        const classes = seg.fractions
+          .map((f, c) => ({ class: c, name: predictor.classNames[c], fraction: f }))
+          .filter((x) => x.fraction > 0)
+          .sort((a, b) => b.fraction - a.fraction);
+        print(!!opts.json, { model: name, image, weights: opts.weights ?? null, height: seg.height, width: seg.width, classes, overlay }, () =>
+          [...classes.map((x) => `${(x.fraction * 100).toFixed(2).padStart(6)}%  ${x.name} (${x.class})`),
+            overlay ? `overlay: ${overlay}` : 'pass --out overlay.png for a colour-coded overlay'].join('\n'));
+        return;
+      }
+      if (opts.out) throw new Error(`--out writes segmentation overlays; ${name} is a classification model`);
+      const top = await classifyImage(predictor, decoded, opts.top);
       print(!!opts.json, { model: name, image, weights: opts.weights ?? null, top }, () =>
         top.map((t) => `${(t.probability * 100).toFixed(2).padStart(6)}%  ${t.name} (${t.class})`).join('\n'));
     });

@@ -1,0 +1,339 @@
+// `train`, `eval` and `report`: the papers' recipes on the datasets, from the command line.
+import { existsSync } from 'fs';
+import * as path from 'path';
+import { Command, CommanderError, Option } from 'commander';
+import * as zoo from '../../zoo';
+import { DATASET_NAMES, openDataset } from '../data';
+import type { Dataset, Split } from '../data/dataset';
+import type { MosaicOptions } from '../data/mosaics';
+import { loadCheckpointModel, readCheckpointState, isCheckpointDir, LoadedCheckpoint } from '../train/checkpoint';
+import { checkDataMatches, dataSpecFor, openDatasetFromSpec } from '../train/data-spec';
+import { evaluate, EvalResult, ModelForShape } from '../train/evaluate';
+import { describeSpec, ModelSpec, specForDataset } from '../train/model-spec';
+import { defaultRecipe, applyOverrides, ConfigOverrides, RECIPE_NAMES, resolveConfig, TrainConfig } from '../train/recipes';
+import { OPTIMIZER_NAMES } from '../train/optimizers';
+import { SCHEDULE_NAMES } from '../train/schedules';
+import { defaultReporter, formatDuration, formatMetrics } from '../train/progress';
+import { writeRunReport } from '../train/report';
+import { LAST, StopSignal, train } from '../train/trainer';
+import { initBackend, parsePositiveInt } from './zoo-commands';
+
+/** Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
+export const INTERRUPTED_EXIT_CODE = 130;
+
+function parseNumber(flag: string, check: (x: number) => boolean, expected: string) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (text.trim() === '' || !Number.isFinite(n) || !check(n)) throw new Error(`${flag} '${text}': expected ${expected}`);
+    return n;
+  };
+}
+
+const positive = (flag: string) => parseNumber(flag, (x) => x > 0, 'a positive number');
+const nonNegative = (flag: string) => parseNumber(flag, (x) => x >= 0, 'a number >= 0');
+const fraction = (flag: string) => parseNumber(flag, (x) => x >= 0 && x < 1, 'a number in [0, 1)');
+const integer = (flag: string) => parseNumber(flag, (x) => Number.isSafeInteger(x), 'an integer');
+
+interface TrainFlags {
+  dataset: string;
+  data?: string;
+  recipe?: string;
+  epochs?: number;
+  maxSteps?: number;
+  batch?: number;
+  lr?: number;
+  optimizer?: string;
+  schedule?: string;
+  weightDecay?: number;
+  momentum?: number;
+  nesterov?: boolean;
+  augment?: boolean;
+  crop?: number;
+  dropRate?: number;
+  depth?: number;
+  growth?: number;
+  efficient?: boolean;
+  seed?: number;
+  logEvery?: number;
+  evalLimit?: number;
+  evalSplit?: Split;
+  checkpointEvery?: number;
+  mosaicSize?: number;
+  mosaicTrain?: number;
+  mosaicTest?: number;
+  out?: string;
+  resume?: boolean;
+}
+
+/** The flags the user actually typed (commander defaults never count as overrides). */
+function given<T extends object>(cmd: Command, flags: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(flags)) {
+    if (cmd.getOptionValueSource(k) === 'cli') (out as Record<string, unknown>)[k] = v;
+  }
+  return out;
+}
+
+function configOverrides(f: Partial<TrainFlags>): ConfigOverrides {
+  return {
+    epochs: f.epochs, maxSteps: f.maxSteps, batchSize: f.batch, lr: f.lr, optimizer: f.optimizer as TrainConfig['optimizer'],
+    schedule: f.schedule as TrainConfig['schedule'], weightDecay: f.weightDecay, momentum: f.momentum, nesterov: f.nesterov,
+    augment: f.augment, crop: f.crop, dropRate: f.dropRate, memoryEfficient: f.efficient, seed: f.seed, logEvery: f.logEvery,
+    evalLimit: f.evalLimit, checkpointEvery: f.checkpointEvery,
+  };
+}
+
+function mosaicOptions(f: Partial<TrainFlags>): Omit<MosaicOptions, 'dir' | 'normalization'> {
+  const m: Omit<MosaicOptions, 'dir' | 'normalization'> = {};
+  if (f.mosaicSize !== undefined) m.size = f.mosaicSize;
+  if (f.mosaicTrain !== undefined) m.trainCount = f.mosaicTrain;
+  if (f.mosaicTest !== undefined) m.testCount = f.mosaicTest;
+  return m;
+}
+
+/** Flags that would make a resumed run a different run, with the value the checkpoint has for each. */
+function fixedOnResume(state: LoadedCheckpoint['state']): Array<[keyof TrainFlags, string, unknown]> {
+  const mosaic = (state.data.mosaic ?? {}) as Record<string, unknown>;
+  return [
+    ['recipe', '--recipe', state.config.recipe], ['batch', '--batch', state.config.batchSize], ['seed', '--seed', state.config.seed],
+    ['depth', '--depth', state.model.depth], ['growth', '--growth', state.model.growthRate], ['dropRate', '--drop-rate', state.config.dropRate],
+    ['crop', '--crop', state.config.crop], ['optimizer', '--optimizer', state.config.optimizer], ['evalSplit', '--eval-split', state.data.evalSplit],
+    ['mosaicSize', '--mosaic-size', mosaic.size], ['mosaicTrain', '--mosaic-train', mosaic.trainCount], ['mosaicTest', '--mosaic-test', mosaic.testCount],
+  ];
+}
+
+interface PreparedRun {
+  model: ModelSpec;
+  dataset: Dataset;
+  config: TrainConfig;
+  data: ReturnType<typeof dataSpecFor>;
+  resume?: LoadedCheckpoint;
+}
+
+function prepareResume(name: string, out: string, f: Partial<TrainFlags>, all: TrainFlags): PreparedRun {
+  const resume = readCheckpointState(out);
+  const { state } = resume;
+  if (state.model.name !== name) throw new Error(`${resume.dir} holds a ${state.model.name} run; cannot resume it as ${name}`);
+  if (state.data.dataset !== all.dataset) throw new Error(`${resume.dir} was trained on ${state.data.dataset}; cannot resume it on ${all.dataset}`);
+  const changed = fixedOnResume(state).filter(([k, , saved]) => f[k] !== undefined && f[k] !== saved);
+  if (changed.length) {
+    throw new Error(`--resume continues the run in ${resume.dir} as it was set up; ` +
+      changed.map(([k, flag, saved]) => `${flag} ${f[k]} differs from the run's ${saved ?? '(default)'}`).join(', ') +
+      ' (start a new run with another --out instead)');
+  }
+  const config = applyOverrides(state.config, configOverrides(f));
+  const dataset = openDatasetFromSpec(state.data, all.data);
+  checkDataMatches(state.data, dataset);
+  return { model: { ...state.model, memoryEfficient: config.memoryEfficient }, dataset, config, data: state.data, resume };
+}
+
+function prepareFresh(name: string, out: string, f: Partial<TrainFlags>, all: TrainFlags): PreparedRun {
+  if (isCheckpointDir(path.join(out, LAST))) {
+    throw new Error(`${out} already holds a run (${path.join(out, LAST)}); pass --resume to continue it, or choose another --out`);
+  }
+  const e = zoo.entry(name);
+  const recipeName = all.recipe ?? defaultRecipe(e.arch.family, e.arch.family === 'densenet' ? e.arch.stem : undefined);
+  const config = resolveConfig(recipeName, configOverrides(f));
+  const mosaic = mosaicOptions(all);
+  if (Object.keys(mosaic).length && all.dataset !== 'fashion-mosaics') throw new Error('--mosaic-* options apply to --dataset fashion-mosaics');
+  const dataset = openDataset(all.dataset, { dir: all.data, mosaic });
+  const model = specForDataset(name, dataset, {
+    dropRate: config.dropRate, memoryEfficient: config.memoryEfficient, depth: all.depth, growthRate: all.growth,
+    crop: config.augment ? config.crop : undefined,
+  });
+  const data = dataSpecFor(dataset, { dir: all.data, mosaic: mosaic as Record<string, unknown>, evalSplit: all.evalSplit });
+  return { model, dataset, config, data };
+}
+
+/** Ctrl-C once: finish the step, write a checkpoint, exit 130. Twice: exit at once (the previous checkpoint stays). */
+function installStopHandler(stop: StopSignal, note: (text: string) => void): () => void {
+  const onSigint = () => {
+    if (stop.requested) {
+      process.stderr.write('\nsecond Ctrl-C: quitting without waiting; the previous checkpoint is kept\n');
+      process.exit(INTERRUPTED_EXIT_CODE);
+    }
+    stop.requested = true;
+    note('Ctrl-C: finishing this step and writing a checkpoint (press Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
+  return () => process.off('SIGINT', onSigint);
+}
+
+function registerTrain(program: Command): void {
+  program
+    .command('train <name>')
+    .description('train a zoo model on a dataset with one of the papers\' recipes (every flag overrides the recipe)')
+    .addOption(new Option('--dataset <name>', 'dataset').choices(DATASET_NAMES as unknown as string[]).makeOptionMandatory())
+    .option('--data <dir>', 'dataset folder (fashion-mnist default: /usr/share/datasets/fashion-mnist)')
+    .addOption(new Option('--recipe <name>', 'training recipe (default: densenet-cifar, densenet-imagenet or tiramisu by model)').choices(RECIPE_NAMES as unknown as string[]))
+    .option('--epochs <n>', 'planned epochs; the schedule spans them (fractions allowed, e.g. 0.25)', positive('--epochs'))
+    .option('--max-steps <n>', 'stop when the global step reaches n (the schedule still spans --epochs)', parsePositiveInt('--max-steps'))
+    .option('--batch <n>', 'batch size', parsePositiveInt('--batch'))
+    .option('--lr <x>', 'initial learning rate', positive('--lr'))
+    .addOption(new Option('--optimizer <name>', 'optimizer').choices(OPTIMIZER_NAMES as unknown as string[]))
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(SCHEDULE_NAMES as unknown as string[]))
+    .option('--weight-decay <x>', 'L2 weight decay added to the gradients', nonNegative('--weight-decay'))
+    .option('--momentum <x>', 'SGD momentum', fraction('--momentum'))
+    .option('--no-nesterov', 'plain momentum instead of Nesterov')
+    .option('--no-augment', 'no random crop/flip')
+    .option('--crop <n>', 'segmentation: random training crop side (tiramisu: 224)', parsePositiveInt('--crop'))
+    .option('--drop-rate <x>', 'dropout rate of the model', fraction('--drop-rate'))
+    .option('--depth <L>', 'CIFAR DenseNets: a shallower/deeper variant of depth L (BC: 6n+4, e.g. 40)', parsePositiveInt('--depth'))
+    .option('--growth <k>', 'growth rate k of the variant', parsePositiveInt('--growth'))
+    .option('--efficient', 'memory-efficient dense blocks (recompute in the backward pass)')
+    .option('--seed <n>', 'seed of data order, augmentation and dropout', integer('--seed'))
+    .option('--log-every <n>', 'progress line and metrics.jsonl entry every n steps', parsePositiveInt('--log-every'))
+    .option('--eval-limit <n>', 'evaluate on the first n images only (quick runs)', parsePositiveInt('--eval-limit'))
+    .addOption(new Option('--eval-split <split>', 'split evaluated after each epoch').choices(['test', 'val']))
+    .option('--checkpoint-every <n>', 'also write the last checkpoint every n steps', parsePositiveInt('--checkpoint-every'))
+    .option('--mosaic-size <n>', 'fashion-mosaics canvas side (multiple of 32, default 64)', parsePositiveInt('--mosaic-size'))
+    .option('--mosaic-train <n>', 'fashion-mosaics training images (default 10000)', parsePositiveInt('--mosaic-train'))
+    .option('--mosaic-test <n>', 'fashion-mosaics test images (default 2000)', parsePositiveInt('--mosaic-test'))
+    .option('--out <dir>', 'run folder for last/, best/ and metrics.jsonl (default runs/<name>-<dataset>)')
+    .option('--resume', 'continue the run in --out from its last checkpoint')
+    .action(async (name: string, flags: TrainFlags, cmd: Command) => {
+      zoo.entry(name);
+      const out = flags.out ?? path.join('runs', `${name}-${flags.dataset}`);
+      const typed = given(cmd, flags);
+      const chosen = await initBackend(program);
+      const run = flags.resume ? prepareResume(name, out, typed, flags) : prepareFresh(name, out, typed, flags);
+      const reporter = defaultReporter();
+      const stop: StopSignal = { requested: false };
+      const removeHandler = installStopHandler(stop, (t) => reporter.note(t));
+      let result;
+      try {
+        result = await train({ ...run, out, reporter, stop, backend: chosen.name });
+      } finally {
+        removeHandler();
+      }
+      const lines = [
+        result.lastEval ? `final ${result.lastEval.split}: ${formatMetrics(result.lastEval.metrics)} loss ${result.lastEval.loss.toFixed(4)}` : '',
+        result.best ? `best ${result.best.metric}: ${(result.best.metrics[result.best.metric] * 100).toFixed(2)}% at step ${result.best.step} (${path.join(out, 'best')})` : '',
+        `time ${formatDuration(result.trainSeconds)}, peak memory ${(result.peakRssBytes / 2 ** 20).toFixed(0)} MiB, backend ${chosen.name}; ` +
+          `checkpoint ${result.checkpoint}, metrics ${path.join(out, 'metrics.jsonl')}`,
+      ].filter(Boolean);
+      process.stdout.write(lines.join('\n') + '\n');
+      if (result.status === 'interrupted') {
+        process.stdout.write(`interrupted at step ${result.position.step}; continue with the same command and --resume\n`);
+        // main() exits with a commander error's code without printing it: the message is above.
+        throw new CommanderError(INTERRUPTED_EXIT_CODE, 'commander.densenet.interrupted', 'interrupted');
+      }
+    });
+}
+
+interface EvalFlags {
+  weights: string;
+  dataset: string;
+  data?: string;
+  split?: Split;
+  limit?: number;
+  batch?: number;
+  json?: boolean;
+}
+
+interface EvalOutput extends EvalResult {
+  model: string;
+  weights: string;
+  dataset: string;
+  seconds: number;
+  backend: string;
+}
+
+async function evalCheckpoint(name: string, flags: EvalFlags): Promise<{ result: EvalResult; spec: ModelSpec }> {
+  const { model, state } = await loadCheckpointModel(flags.weights);
+  const spec = state.model;
+  try {
+    if (spec.name !== name) throw new Error(`${flags.weights} holds a ${spec.name} model, not ${name}`);
+    const dataset = flags.dataset === state.data.dataset
+      ? openDatasetFromSpec(state.data, flags.data)
+      : openDataset(flags.dataset, { dir: flags.data, normalization: state.data.normalization });
+    checkDataMatches(state.data, dataset);
+    const models = new ModelForShape(model, spec);
+    try {
+      const result = await evaluate(models, dataset, {
+        split: flags.split ?? state.data.evalSplit, limit: flags.limit,
+        batchSize: flags.batch ?? (spec.task === 'classification' ? 128 : state.config.batchSize),
+      });
+      return { result, spec };
+    } finally {
+      models.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+async function evalZooWeights(name: string, flags: EvalFlags): Promise<{ result: EvalResult; spec: ModelSpec }> {
+  const dataset = openDataset(flags.dataset, { dir: flags.data });
+  const spec = specForDataset(name, dataset);
+  const model = await zoo.load(name, { weights: flags.weights, inputShape: spec.inputShape, numClasses: spec.numClasses });
+  const models = new ModelForShape(model, spec);
+  try {
+    const result = await evaluate(models, dataset, { split: flags.split ?? 'test', limit: flags.limit, batchSize: flags.batch ?? 64 });
+    return { result, spec };
+  } finally {
+    models.dispose();
+    model.dispose();
+  }
+}
+
+function registerEval(program: Command): void {
+  program
+    .command('eval <name>')
+    .description('evaluate trained weights on a dataset split: loss, top-1/top-5 or global accuracy and IoU')
+    .requiredOption('--weights <w>', 'a checkpoint folder (run/last, run/best or the run folder), a tfjs model.json or a weight tag')
+    .addOption(new Option('--dataset <name>', 'dataset').choices(DATASET_NAMES as unknown as string[]).makeOptionMandatory())
+    .option('--data <dir>', 'dataset folder (default: the checkpoint\'s, or the dataset\'s default)')
+    .addOption(new Option('--split <split>', 'split to evaluate (default test)').choices(['train', 'val', 'test']))
+    .option('--limit <n>', 'evaluate the first n images only', parsePositiveInt('--limit'))
+    .option('--batch <n>', 'evaluation batch size', parsePositiveInt('--batch'))
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, flags: EvalFlags) => {
+      zoo.entry(name);
+      const chosen = await initBackend(program);
+      const t0 = Date.now();
+      const isCheckpoint = isCheckpointDir(flags.weights);
+      if (!isCheckpoint && existsSync(flags.weights) && !/\.json$/i.test(flags.weights) && !existsSync(path.join(flags.weights, 'model.json'))) {
+        throw new Error(`${flags.weights}: neither a checkpoint folder (no checkpoint.json) nor a tfjs model (no model.json)`);
+      }
+      const { result, spec } = isCheckpoint ? await evalCheckpoint(name, flags) : await evalZooWeights(name, flags);
+      const output: EvalOutput = { model: name, weights: flags.weights, dataset: flags.dataset, ...result, seconds: (Date.now() - t0) / 1000, backend: chosen.name };
+      if (flags.json) {
+        process.stdout.write(JSON.stringify(output, null, 2) + '\n');
+        return;
+      }
+      const lines = [
+        `${describeSpec(spec)} on ${flags.dataset} ${result.split} (${result.count} images): ${formatMetrics(result.metrics)} loss ${result.loss.toFixed(4)}`,
+        `${formatDuration(output.seconds)} on ${chosen.name}`,
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+}
+
+function registerReport(program: Command): void {
+  program
+    .command('report <run>')
+    .description('write report.md, learning-curve.html and confusion-matrix.png for a training run folder')
+    .option('--eval <file>', 'the JSON of `densenet eval --json` for the run, to include')
+    .option('--title <text>', 'report title')
+    .option('--command <line...>', 'command lines to list under "How it was made"')
+    .action(async (run: string, flags: { eval?: string; title?: string; command?: string[] }) => {
+      let evaluation;
+      if (flags.eval) {
+        const fs = await import('fs');
+        try {
+          evaluation = JSON.parse(fs.readFileSync(flags.eval, 'utf8'));
+        } catch (err) {
+          throw new Error(`${flags.eval}: not the JSON of densenet eval --json (${(err as Error).message})`);
+        }
+      }
+      const files = writeRunReport(run, { evaluation, title: flags.title, commands: flags.command });
+      process.stdout.write(`wrote ${files.report}, ${files.learningCurve}${files.confusionMatrix ? `, ${files.confusionMatrix}` : ''}\n`);
+    });
+}
+
+export function registerTrainCommands(program: Command): void {
+  registerTrain(program);
+  registerEval(program);
+  registerReport(program);
+}

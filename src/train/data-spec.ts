@@ -1,0 +1,51 @@
+// The data side of a checkpoint: which dataset a model was trained on, where it was, and how its
+// images were normalised, so that eval, predict and --resume open the same data the same way.
+import * as path from 'path';
+import type { Dataset, Split } from '../data/dataset';
+import { openDataset } from '../data';
+import type { DataSpec } from './checkpoint';
+
+export interface DataSpecOptions {
+  dir?: string;
+  mosaic?: Record<string, unknown>;
+  evalSplit?: Split;
+}
+
+export function dataSpecFor(dataset: Dataset, opts: DataSpecOptions = {}): DataSpec {
+  const evalSplit = opts.evalSplit ?? 'test';
+  if (!dataset.splits.includes(evalSplit)) {
+    throw new Error(`dataset ${dataset.name} has no '${evalSplit}' split to evaluate on (it has ${dataset.splits.join(', ')})`);
+  }
+  const spec: DataSpec = {
+    dataset: dataset.name,
+    task: dataset.task,
+    imageShape: [...dataset.imageShape] as [number, number, number],
+    normalization: { mean: [...dataset.normalization.mean], std: [...dataset.normalization.std] },
+    classNames: [...dataset.classNames],
+    evalSplit,
+  };
+  if (opts.dir) spec.dir = path.resolve(opts.dir);
+  if (opts.mosaic && Object.keys(opts.mosaic).length) spec.mosaic = opts.mosaic;
+  if (dataset.ignoreLabel !== undefined) spec.ignoreLabel = dataset.ignoreLabel;
+  if (dataset.palette) spec.palette = dataset.palette.map((c) => [c[0], c[1], c[2]]);
+  return spec;
+}
+
+/** Opens the dataset a checkpoint was trained on (from `dir` instead, when given), normalised as in training. */
+export function openDatasetFromSpec(spec: DataSpec, dir?: string): Dataset {
+  return openDataset(spec.dataset, { dir: dir ?? spec.dir, normalization: spec.normalization, mosaic: spec.mosaic });
+}
+
+/** Checks that data opened for a checkpoint has the shape and classes the model was trained for. */
+export function checkDataMatches(spec: DataSpec, dataset: Dataset): void {
+  const [h, w, c] = dataset.imageShape;
+  if (dataset.numClasses !== spec.classNames.length) {
+    throw new Error(`dataset ${dataset.name} has ${dataset.numClasses} classes but the checkpoint was trained on ${spec.classNames.length}`);
+  }
+  if (c !== spec.imageShape[2]) {
+    throw new Error(`dataset ${dataset.name} has ${c}-channel images but the checkpoint was trained on ${spec.imageShape[2]} channels`);
+  }
+  if (dataset.task === 'classification' && (h !== spec.imageShape[0] || w !== spec.imageShape[1])) {
+    throw new Error(`dataset ${dataset.name} has ${h}x${w} images but the checkpoint was trained on ${spec.imageShape[0]}x${spec.imageShape[1]}`);
+  }
+}

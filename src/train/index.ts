@@ -1,0 +1,13 @@
+// Training and evaluation: recipes, optimizers, schedules, checkpoints, the trainer, reports.
+export * from './recipes';
+export * from './optimizers';
+export * from './schedules';
+export * from './model-spec';
+export * from './data-spec';
+export * from './checkpoint';
+export * from './evaluate';
+export * from './progress';
+export * from './trainer';
+export * from './report';
+export * from './losses';
+export * from './metrics';

@@ -1,0 +1,389 @@
+// The training loop: batches from a seeded, resumable stream, one optimizer update per batch,
+// evaluation after every epoch (and where the run stops), the `last` and `best` checkpoints,
+// metrics.jsonl, and the stops: --max-steps, Ctrl-C (a checkpoint, then a clean exit) and a
+// NaN/Inf loss (stop before the update, keep the last good checkpoint).
+//
+// Everything a step depends on is a function of (seed, epoch, batch index) or is stored in the
+// checkpoint (weights, BatchNorm statistics, optimizer slots, dropout random state), so
+// training k steps, stopping, resuming and training N-k more gives the weights of N steps.
+import { mkdirSync } from 'fs';
+import * as path from 'path';
+import * as tf from '../tf';
+import { countTrainableParams } from '../../zoo';
+import type { Batch, Dataset } from '../data/dataset';
+import { Rng } from '../data/prng';
+import { batchToTensors } from '../data/tensors';
+import {
+  CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointState, DataSpec, EvalSummary, LoadedCheckpoint, Position,
+  loadCheckpointWeights, readOptimizerSlots, removeStaleTemporaries, saveCheckpoint,
+} from './checkpoint';
+import { evaluate, EvalResult, ModelForShape, primaryMetric } from './evaluate';
+import { pixelCrossEntropy, softmaxCrossEntropy } from './losses';
+import { buildModel, describeSpec, ModelSpec } from './model-spec';
+import { Optimizer, trainableParams } from './optimizers';
+import { MetricsLog, Reporter, silentReporter } from './progress';
+import type { TrainConfig } from './recipes';
+import { learningRateAt } from './schedules';
+import { withSeededMathRandom } from './seeded-random';
+
+/** Random stream of the trainer's own draws (dropout masks), apart from the data streams. */
+const DROPOUT_STREAM = 0x64726f70;
+
+export const LAST = 'last';
+export const BEST = 'best';
+export const METRICS_FILE = 'metrics.jsonl';
+
+/** Set `requested` (from a SIGINT handler) to stop after the current step with a checkpoint. */
+export interface StopSignal {
+  requested: boolean;
+}
+
+export interface TrainOptions {
+  model: ModelSpec;
+  dataset: Dataset;
+  data: DataSpec;
+  config: TrainConfig;
+  /** Run folder: last/, best/, metrics.jsonl. */
+  out: string;
+  /** Continue from this checkpoint (its model and data specs must be the ones given). */
+  resume?: LoadedCheckpoint;
+  reporter?: Reporter;
+  stop?: StopSignal;
+  /** Backend name, for the summary record. */
+  backend?: string;
+}
+
+export interface TrainResult {
+  status: 'completed' | 'interrupted';
+  position: Position;
+  lastEval?: EvalSummary;
+  best?: CheckpointState['best'];
+  /** Folder of the last checkpoint. */
+  checkpoint: string;
+  trainSeconds: number;
+  peakRssBytes: number;
+}
+
+export class NonFiniteLossError extends Error {
+  constructor(readonly step: number, readonly loss: number, detail: string) {
+    super(detail);
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+interface StepStats {
+  loss: number;
+  correct: number;
+  counted: number;
+}
+
+/** The run's fixed quantities. */
+interface Plan {
+  stepsPerEpoch: number;
+  totalSteps: number;
+  stopStep: number;
+}
+
+export function planRun(dataset: Dataset, config: TrainConfig): Plan {
+  const stepsPerEpoch = dataset.numBatches('train', { batchSize: config.batchSize });
+  if (stepsPerEpoch < 1) throw new Error(`dataset ${dataset.name} has no training samples`);
+  const totalSteps = Math.max(1, Math.ceil(config.epochs * stepsPerEpoch));
+  return { stepsPerEpoch, totalSteps, stopStep: Math.min(totalSteps, config.maxSteps ?? Infinity) };
+}
+
+export function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+export class Trainer {
+  private readonly model: tf.LayersModel;
+  private readonly optimizer: Optimizer;
+  private readonly evalModels: ModelForShape;
+  private readonly plan: Plan;
+  private readonly log: MetricsLog;
+  private readonly reporter: Reporter;
+  private readonly stop: StopSignal;
+  private rng: Rng;
+  private position: Position = { step: 0, epoch: 0, batch: 0 };
+  private best?: CheckpointState['best'];
+  private lastEval?: EvalSummary;
+  private previousSeconds = 0;
+  private startedAt = 0;
+  /** Whether `last/` holds the current position. */
+  private saved = false;
+  /** Step of the newest checkpoint in `last/`. */
+  private savedStep?: number;
+
+  private constructor(private readonly opts: TrainOptions) {
+    this.plan = planRun(opts.dataset, opts.config);
+    this.model = buildModel(opts.model);
+    this.optimizer = new Optimizer(opts.config, trainableParams(this.model, opts.config.weightDecayScope));
+    this.evalModels = new ModelForShape(this.model, opts.model);
+    this.log = new MetricsLog(path.join(opts.out, METRICS_FILE));
+    this.reporter = opts.reporter ?? silentReporter;
+    this.stop = opts.stop ?? { requested: false };
+    this.rng = Rng.from(opts.config.seed, DROPOUT_STREAM);
+  }
+
+  /** Builds the model (and restores the checkpoint when resuming). */
+  static async create(opts: TrainOptions): Promise<Trainer> {
+    mkdirSync(opts.out, { recursive: true });
+    await removeStaleTemporaries(opts.out);
+    const t = new Trainer(opts);
+    try {
+      if (opts.resume) await t.restore(opts.resume);
+    } catch (err) {
+      t.dispose();
+      throw err;
+    }
+    return t;
+  }
+
+  private async restore({ dir, state }: LoadedCheckpoint): Promise<void> {
+    await loadCheckpointWeights(this.model, dir);
+    this.optimizer.loadSlots(await readOptimizerSlots(dir), dir);
+    this.rng = Rng.fromState(state.rng);
+    this.position = { ...state.position };
+    this.best = state.best;
+    this.lastEval = state.lastEval;
+    this.previousSeconds = state.trainSeconds ?? 0;
+    this.saved = true;
+    this.savedStep = state.position.step;
+  }
+
+  get lastDir(): string {
+    return path.join(this.opts.out, LAST);
+  }
+
+  async run(): Promise<TrainResult> {
+    const { config, dataset } = this.opts;
+    const { stopStep } = this.plan;
+    this.startedAt = Date.now();
+    this.log.truncateAfter(this.opts.resume ? this.position.step : -1);
+    this.reporter.note(`training ${describeSpec(this.opts.model)}, ${countTrainableParams(this.model).toLocaleString('en-US')} parameters, on ${dataset.name}: ${this.plan.stepsPerEpoch} steps per epoch, ` +
+      `stopping at step ${stopStep} (${config.recipe} recipe, ${config.optimizer}, lr ${config.lr}, batch ${config.batchSize})` +
+      (this.opts.resume ? `; resuming at step ${this.position.step}` : ''));
+    this.reporter.start(this.position.step, stopStep);
+    try {
+      const status = await this.loop();
+      if (status === 'completed' && this.lastEval?.step !== this.position.step) await this.evaluateAndSave();
+      else if (!this.saved) await this.saveLast();
+      const result = this.result(status);
+      this.log.append({
+        type: 'summary', step: this.position.step, epoch: this.epochsDone(), status, params: countTrainableParams(this.model),
+        trainSeconds: result.trainSeconds, peakRssBytes: result.peakRssBytes, backend: this.opts.backend ?? tf.getBackend(),
+        lastEval: this.lastEval, best: this.best,
+      });
+      return result;
+    } finally {
+      this.reporter.stop();
+    }
+  }
+
+  private async loop(): Promise<'completed' | 'interrupted'> {
+    const { config, dataset } = this.opts;
+    const { stepsPerEpoch, stopStep } = this.plan;
+    const acc = { loss: 0, correct: 0, counted: 0, steps: 0, images: 0, seconds: 0 };
+    let runSteps = 0;
+    let runSeconds = 0;
+    while (this.position.step < stopStep) {
+      const batches = dataset.batches('train', {
+        batchSize: config.batchSize, seed: config.seed, epoch: this.position.epoch, startBatch: this.position.batch,
+        augment: config.augment, ...this.cropOption(),
+      });
+      for await (const batch of batches) {
+        const t0 = performance.now();
+        const lr = learningRateAt(config, this.plan, this.position.step);
+        const stats = await this.trainStep(batch, lr);
+        const seconds = (performance.now() - t0) / 1000;
+        this.position = { ...this.position, step: this.position.step + 1, batch: this.position.batch + 1 };
+        this.saved = false;
+        Object.assign(acc, {
+          loss: acc.loss + stats.loss, correct: acc.correct + stats.correct, counted: acc.counted + stats.counted,
+          steps: acc.steps + 1, images: acc.images + batch.count, seconds: acc.seconds + seconds,
+        });
+        runSteps++;
+        runSeconds += seconds;
+        const step = this.position.step;
+        const logNow = step % config.logEvery === 0 || step === stopStep;
+        const report = {
+          epoch: this.position.epoch + 1, epochs: config.epochs, step, stopStep,
+          loss: acc.loss / acc.steps, accuracy: acc.counted ? acc.correct / acc.counted : 0, lr,
+          imagesPerSecond: acc.images / Math.max(acc.seconds, 1e-9), etaSeconds: ((stopStep - step) * runSeconds) / runSteps,
+        };
+        this.reporter.step(report, logNow);
+        if (logNow) {
+          this.log.append({
+            type: 'train', step, epoch: this.epochsDone(), loss: report.loss, lr,
+            metrics: { accuracy: report.accuracy }, imagesPerSecond: report.imagesPerSecond, steps: acc.steps,
+          });
+          Object.assign(acc, { loss: 0, correct: 0, counted: 0, steps: 0, images: 0, seconds: 0 });
+        }
+        const epochDone = this.position.batch >= stepsPerEpoch;
+        if (epochDone) {
+          this.position = { ...this.position, epoch: this.position.epoch + 1, batch: 0 };
+          await this.evaluateAndSave();
+        } else if (step === stopStep) {
+          await this.evaluateAndSave(); // --max-steps or a fractional --epochs ends mid-epoch
+        } else if ((config.checkpointEvery && step % config.checkpointEvery === 0) || this.stop.requested) {
+          await this.saveLast();
+        }
+        if (this.stop.requested) return 'interrupted';
+        if (step >= stopStep) return 'completed';
+        if (epochDone) break;
+      }
+    }
+    return 'completed';
+  }
+
+  private cropOption(): { crop?: [number, number] } {
+    const { config, dataset } = this.opts;
+    if (dataset.task !== 'segmentation' || !config.augment) return {};
+    const [h, w] = this.opts.model.inputShape;
+    const [ih, iw] = dataset.imageShape;
+    return h === ih && w === iw ? {} : { crop: [h, w] };
+  }
+
+  private lossOf(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+    const { dataset } = this.opts;
+    return dataset.task === 'segmentation'
+      ? pixelCrossEntropy(logits, labels, { ignoreLabel: dataset.ignoreLabel })
+      : softmaxCrossEntropy(logits, labels);
+  }
+
+  /** [correct, counted] predictions (pixels that are not ignored, for segmentation). */
+  private accuracyCounts(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor1D {
+    return tf.tidy(() => {
+      const predicted = tf.argMax(logits, -1);
+      const truth = tf.cast(labels, 'int32');
+      const ignore = this.opts.dataset.ignoreLabel;
+      const keep = ignore === undefined ? tf.onesLike(truth) : tf.cast(tf.notEqual(truth, ignore), 'int32');
+      const correct = tf.sum(tf.mul(tf.cast(tf.equal(predicted, truth), 'int32'), keep));
+      return tf.cast(tf.stack([correct, tf.sum(keep)]), 'float32') as tf.Tensor1D;
+    });
+  }
+
+  private async trainStep(batch: Batch, lr: number): Promise<StepStats> {
+    const params = this.optimizer.params;
+    const { images, labels } = batchToTensors(batch);
+    let logits: tf.Tensor | undefined;
+    const { value, grads } = withSeededMathRandom(this.rng, () =>
+      tf.variableGrads(() => {
+        const out = this.model.apply(images, { training: true }) as tf.Tensor;
+        logits = tf.keep(out);
+        return this.lossOf(out, labels);
+      }, params.map((p) => p.variable)),
+    );
+    const counts = this.accuracyCounts(logits!, labels);
+    const [[loss], [correct, counted]] = await Promise.all([value.data(), counts.data()]);
+    tf.dispose([images, labels, logits!, value, counts]);
+    try {
+      if (!Number.isFinite(loss)) throw this.nonFinite(loss);
+      const ordered = params.map((p) => grads[p.variable.name] ?? tf.zerosLike(p.variable));
+      this.optimizer.apply(ordered, lr);
+      tf.dispose(ordered);
+    } finally {
+      tf.dispose(Object.values(grads));
+    }
+    return { loss, correct, counted };
+  }
+
+  private nonFinite(loss: number): NonFiniteLossError {
+    const { step, epoch, batch } = this.position;
+    const kept = this.savedStep !== undefined
+      ? `the last good checkpoint (step ${this.savedStep}) is kept in ${this.lastDir}`
+      : 'no checkpoint had been written yet';
+    return new NonFiniteLossError(step + 1, loss,
+      `training stopped: the loss is ${loss} at step ${step + 1} (epoch ${epoch + 1}, batch ${batch + 1} of ${this.plan.stepsPerEpoch}); ` +
+      `the weights were not updated with it and ${kept}. Lower the learning rate (--lr) or check the data.`);
+  }
+
+  private async evaluateAndSave(): Promise<void> {
+    const result = await this.runEvaluation();
+    const step = this.position.step;
+    const epoch = this.epochsDone();
+    const summary: EvalSummary = { step, epoch, split: result.split, loss: result.loss, metrics: result.metrics };
+    this.lastEval = summary;
+    this.log.append({
+      type: 'eval', step, epoch: this.epochsDone(), split: result.split, loss: result.loss, lr: learningRateAt(this.opts.config, this.plan, Math.max(0, step - 1)),
+      metrics: result.metrics, count: result.count,
+      ...(result.perClassIoU ? { perClassIoU: result.perClassIoU } : {}), confusion: result.confusion,
+    });
+    const metric = primaryMetric(this.opts.dataset.task);
+    const value = result.metrics[metric];
+    if (!this.best || value > this.best.metrics[metric]) {
+      this.best = { ...summary, metric };
+      await saveCheckpoint(path.join(this.opts.out, BEST), this.model, this.optimizer, this.state());
+    }
+    await this.saveLast();
+  }
+
+  private async runEvaluation(): Promise<EvalResult> {
+    const { config, dataset, data } = this.opts;
+    const t0 = Date.now();
+    const batchSize = config.evalBatchSize ?? (dataset.task === 'classification' ? Math.max(64, config.batchSize) : config.batchSize);
+    const result = await evaluate(this.evalModels, dataset, {
+      split: data.evalSplit, batchSize, limit: config.evalLimit,
+      onBatch: (done, total) => this.reporter.evalProgress(done, total),
+    });
+    this.reporter.eval({
+      split: result.split, step: this.position.step, epoch: this.epochsDone(), loss: result.loss,
+      metrics: result.metrics, count: result.count, seconds: (Date.now() - t0) / 1000,
+    });
+    return result;
+  }
+
+  private state(): CheckpointState {
+    return {
+      format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, savedAt: new Date().toISOString(),
+      model: this.opts.model, data: this.opts.data, config: this.opts.config,
+      stepsPerEpoch: this.plan.stepsPerEpoch, totalSteps: this.plan.totalSteps,
+      position: { ...this.position }, rng: this.rng.getState(),
+      ...(this.best ? { best: this.best } : {}), ...(this.lastEval ? { lastEval: this.lastEval } : {}),
+      trainSeconds: this.trainSeconds(),
+    };
+  }
+
+  /** Epochs done, as a fraction: the `epoch` of metrics.jsonl records. */
+  private epochsDone(): number {
+    return Math.round((this.position.step / this.plan.stepsPerEpoch) * 1e4) / 1e4;
+  }
+
+  private trainSeconds(): number {
+    return this.previousSeconds + (this.startedAt ? (Date.now() - this.startedAt) / 1000 : 0);
+  }
+
+  private async saveLast(): Promise<void> {
+    await saveCheckpoint(this.lastDir, this.model, this.optimizer, this.state());
+    this.saved = true;
+    this.savedStep = this.position.step;
+  }
+
+  private result(status: TrainResult['status']): TrainResult {
+    return {
+      status, position: { ...this.position }, lastEval: this.lastEval, best: this.best, checkpoint: this.lastDir,
+      trainSeconds: this.trainSeconds(), peakRssBytes: peakRssBytes(),
+    };
+  }
+
+  /** The model being trained (for tests and notebooks). */
+  get trainedModel(): tf.LayersModel {
+    return this.model;
+  }
+
+  dispose(): void {
+    this.evalModels.dispose();
+    this.optimizer.dispose();
+    this.model.dispose();
+  }
+}
+
+/** Trains (or resumes) a run and disposes everything it built. */
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const trainer = await Trainer.create(opts);
+  try {
+    return await trainer.run();
+  } finally {
+    trainer.dispose();
+  }
+}
