@@ -1,6 +1,6 @@
 // Per-kernel timings of the torch-cpu backend against wasm and PyTorch.
 //
-//   npx tsc -p tsconfig.json && node dist/bench/torch-cpu.js [--reps 20] [--no-python] [--no-kernels] [--profile] [--step]
+//   npx tsc -p tsconfig.json && node dist/bench/torch-cpu.js [--reps 20] [--no-python] [--no-kernels] [--fused] [--profile] [--step] [--infer]
 //
 // Kernels: the two convolutions of a DenseNet-BC layer at CIFAR size (batch 16, 32x32:
 // 3x3 48->12 and 1x1 192->48) and their input and filter gradients; median ms over
@@ -9,12 +9,16 @@
 // and 2 threads.
 // --profile: the tfjs kernels of one DenseNet-BC-100 (k=12) training step (batch 64,
 // 32x32) on torch-cpu, by total time.
+// --fused: the training core's BN-ReLU arithmetic as tfjs ops against torch-cpu's fused
+// kernels, on DenseNet-BC-100 block-1 widths (batch 64, 32x32), 1 thread.
+// --infer: DenseNet-121 inference, batch 8, 224x224, torch-cpu and PyTorch, 1 and 2 threads.
 // --step: ms per training step of that model on torch-cpu and PyTorch (torchvision's DenseNet
 // class with the CIFAR stem), 1 and 2 threads, interleaved; --step-wasm adds wasm (slow).
 import { spawnSync } from 'child_process';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
-import { registerTorchCpuCandidate, setTorchCpuThreads, torchCpuInfo } from '../src/backend/torch-cpu';
+import { MOMENTS, registerTorchCpuCandidate, setTorchCpuThreads, torchCpuInfo } from '../src/backend/torch-cpu';
+import { BN_RELU, BN_RELU_GRAD } from '../src/core/fused-kernels';
 import * as zoo from '../zoo';
 
 interface ConvCase {
@@ -289,6 +293,81 @@ async function stepTimes(batch: number, reps: number): Promise<void> {
   }
 }
 
+async function fusedComparison(reps: number): Promise<void> {
+  await init('torch-cpu', { log: null });
+  setTorchCpuThreads(1);
+  console.log('\nBN-ReLU of the training core, [64,32,32,C], 1 thread, ms: tfjs ops -> fused (wall median, cpu)');
+  for (const c of [48, 120, 216]) {
+    const x = tf.randomNormal([64, 32, 32, c]);
+    const dr = tf.randomNormal([64, 32, 32, c]);
+    const gamma = tf.randomUniform([c], 0.5, 1.5) as tf.Tensor1D;
+    const beta = tf.randomNormal([c]) as tf.Tensor1D;
+    const { mean, variance } = tf.moments(x, [0, 1, 2]);
+    const invStd = tf.rsqrt(tf.add(variance, 1e-5)) as tf.Tensor1D;
+    const scale = tf.mul(gamma, invStd) as tf.Tensor1D;
+    const shift = tf.sub(beta, tf.mul(mean, scale)) as tf.Tensor1D;
+    const r = tf.relu(tf.add(tf.mul(x, scale), shift));
+    const count = 64 * 32 * 32;
+    const cases: Array<[string, () => unknown, () => unknown]> = [
+      ['moments', () => tf.mean(tf.squaredDifference(x, tf.mean(x, [0, 1, 2])), [0, 1, 2]), () => tf.engine().runKernel(MOMENTS, { x })],
+      ['bnRelu', () => tf.relu(tf.add(tf.mul(x, scale), shift)), () => tf.engine().runKernel(BN_RELU, { x, scale, shift })],
+      ['backward', () => {
+        const dy = tf.mul(dr, tf.step(r));
+        const sumDy = tf.sum(dy, [0, 1, 2]);
+        const sumDyX = tf.sum(tf.mul(dy, x), [0, 1, 2]);
+        const dGamma = tf.mul(invStd, tf.sub(sumDyX, tf.mul(mean, sumDy)));
+        const gOverM = tf.div(tf.mul(dGamma, invStd), count);
+        const a = tf.neg(tf.mul(scale, gOverM));
+        const b = tf.mul(scale, tf.sub(tf.mul(mean, gOverM), tf.div(sumDy, count)));
+        return tf.add(tf.add(tf.mul(dy, scale), tf.mul(x, a)), b);
+      }, () => tf.engine().runKernel(BN_RELU_GRAD, { x, dr, gamma, beta, mean, invStd })],
+    ];
+    const parts = cases.map(([name, ops, one]) => {
+      const a = timeMs(() => tf.tidy(ops as () => void), reps);
+      const b = timeMs(() => tf.tidy(one as () => void), reps);
+      return `${name} ${a.median.toFixed(1)}/${a.cpu.toFixed(1)} -> ${b.median.toFixed(1)}/${b.cpu.toFixed(1)}`;
+    });
+    console.log(`  C=${c}: ${parts.join('; ')}`);
+    tf.dispose([x, dr, gamma, beta, mean, variance, invStd, scale, shift, r]);
+  }
+}
+
+const PYTORCH_INFER_SCRIPT = `
+import json, sys, time, torch, torchvision
+threads, batch, reps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(threads)
+m = torchvision.models.densenet121().eval().to(memory_format=torch.channels_last)
+x = torch.randn(batch, 3, 224, 224).to(memory_format=torch.channels_last)
+with torch.inference_mode():
+    m(x)
+    ts, cs = [], []
+    for _ in range(reps):
+        c = time.process_time(); t = time.perf_counter(); m(x)
+        ts.append((time.perf_counter() - t) * 1e3); cs.append((time.process_time() - c) * 1e3)
+ts.sort(); cs.sort()
+print(json.dumps({"median": ts[len(ts) // 2], "min": ts[0], "cpu": cs[len(cs) // 2]}))
+`;
+
+/** DenseNet-121 inference (batch 8, 224x224) on torch-cpu and PyTorch, interleaved. */
+async function inferenceTimes(batch: number, reps: number): Promise<void> {
+  console.log(`\nDenseNet-121 inference, batch ${batch}, 224x224, ms per batch over ${reps} runs`);
+  const show = (label: string, t: Timing | string) => console.log(typeof t === 'string' ? `  ${label}: ${t}` :
+    `  ${label}: wall ${t.median.toFixed(0)} (min ${t.min.toFixed(0)}) ms, cpu ${t.cpu.toFixed(0)} ms`);
+  const python = findPython();
+  for (const threads of [1, 2]) {
+    await init('torch-cpu', { log: null });
+    setTorchCpuThreads(threads);
+    const model = zoo.create('densenet121');
+    const x = tf.randomNormal([batch, 224, 224, 3]);
+    show(`torch-cpu ${threads}t`, timeMs(() => tf.tidy(() => { (model.predict(x) as tf.Tensor).dataSync(); }), reps));
+    tf.dispose(x);
+    model.dispose();
+    if (flag('--no-python') || !python) continue;
+    const r = spawnSync(python, ['-c', PYTORCH_INFER_SCRIPT, String(threads), String(batch), String(reps)], { encoding: 'utf8' });
+    show(`PyTorch ${threads}t (channels-last)`, r.status === 0 ? JSON.parse(r.stdout.trim().split('\n').pop()!) : `failed: ${r.stderr.trim().split('\n').pop()}`);
+  }
+}
+
 async function main(): Promise<void> {
   registerTorchCpuCandidate();
   const info = torchCpuInfo();
@@ -309,8 +388,10 @@ async function main(): Promise<void> {
     printTable(columns);
     if (typeof py !== 'string') console.log(`PyTorch ${py.version}`);
   }
+  if (flag('--fused')) await fusedComparison(reps);
   if (flag('--profile')) await profileStep(64);
   if (flag('--step')) await stepTimes(64, argValue('--step-reps', 3));
+  if (flag('--infer')) await inferenceTimes(8, argValue('--step-reps', 3));
 }
 
 main().catch((err) => {

@@ -9,8 +9,9 @@ import * as path from 'node:path';
 import * as tf from '../src/tf';
 import { init, listCandidates } from '../src/backend';
 import {
-  TORCH_CPU, nativeCallCounts, registerTorchCpuCandidate, threadsFromEnv, torchCpuInfo,
+  MOMENTS, TORCH_CPU, nativeCallCounts, registerTorchCpuCandidate, threadsFromEnv, torchCpuInfo,
 } from '../src/backend/torch-cpu';
+import { BN_RELU, BN_RELU_GRAD } from '../src/core/fused-kernels';
 
 registerTorchCpuCandidate();
 const info = torchCpuInfo();
@@ -324,6 +325,46 @@ test('small and non-float inputs take the cpu kernels and still agree', { skip }
   expectSame('small add', [], () => tf.add(t(a), t(a)));
   expectSame('int32 add', [], () => tf.add(tf.tensor([1, 2, 3], [3], 'int32'), tf.tensor([4, 5, 6], [3], 'int32')));
   expectSame('int32 sum', [], () => tf.sum(tf.range(0, 5000, 1, 'int32')));
+});
+
+// ---------------------------------------------------------------------------------------------
+// The training core's fused BN-ReLU kernels (src/core/fused-kernels.ts) and one-pass moments,
+// against the composite tfjs ops and autodiff on cpu
+
+test('fused moments, BN-ReLU and BN-ReLU backward equal tfjs ops and autodiff on cpu', { skip }, () => {
+  const x = data([4, 8, 8, 20], -2, 3);
+  const gamma = data([20], 0.5, 1.5);
+  const beta = data([20], -0.5, 0.5);
+  const dr = data([4, 8, 8, 20]);
+  const eps = 1e-5;
+  const onCpu = () => tf.getBackend() === 'cpu';
+  const stats = (h: tf.Tensor) => {
+    const { mean, variance } = tf.moments(h, [0, 1, 2]);
+    return { mean: mean as tf.Tensor1D, invStd: tf.rsqrt(tf.add(variance, eps)) as tf.Tensor1D };
+  };
+  const scaleShift = (g: tf.Tensor, b: tf.Tensor, mean: tf.Tensor, invStd: tf.Tensor) => {
+    const scale = tf.mul(g, invStd);
+    return { scale, shift: tf.sub(b, tf.mul(mean, scale)) };
+  };
+  const forward = (h: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+    const { mean, invStd } = stats(h);
+    const { scale, shift } = scaleShift(g, b, mean, invStd);
+    return tf.relu(tf.add(tf.mul(h, scale), shift));
+  };
+  expectSame('moments', MOMENTS, () => {
+    if (onCpu()) return Object.values(tf.moments(t(x), [0, 1, 2]));
+    return tf.engine().runKernel(MOMENTS, { x: t(x) }) as tf.Tensor[];
+  });
+  expectSame('bnRelu', BN_RELU, () => {
+    if (onCpu()) return forward(t(x), t(gamma), t(beta));
+    const { mean, invStd } = stats(t(x));
+    return tf.engine().runKernel(BN_RELU, { x: t(x), ...scaleShift(t(gamma), t(beta), mean, invStd) }) as tf.Tensor;
+  });
+  expectSame('bnReluBackward', BN_RELU_GRAD, () => {
+    if (onCpu()) return tf.grads((h: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(forward(h, g, b), t(dr))))([t(x), t(gamma), t(beta)]);
+    const { mean, invStd } = stats(t(x));
+    return tf.engine().runKernel(BN_RELU_GRAD, { x: t(x), dr: t(dr), gamma: t(gamma), beta: t(beta), mean, invStd }) as tf.Tensor[];
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

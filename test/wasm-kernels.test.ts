@@ -265,6 +265,16 @@ test('maxPool gradient matches cpu where windows hold only zeros (the output of 
   }
 });
 
+test('Cast matches cpu, including numbers to bool', async () => {
+  await assertWasmMatchesCpu('casts', () => {
+    const x = tf.tensor1d([0.5, -0.3, 0, 2, -7.9, 1e-30]);
+    return [
+      tf.cast(tf.cast(x, 'bool'), 'float32'), tf.cast(tf.cast(x, 'int32'), 'float32'),
+      tf.cast(tf.cast(tf.tensor1d([0, 3, -1], 'int32'), 'bool'), 'float32'), tf.cast(x, 'float32'),
+    ];
+  });
+});
+
 test('forward pooling and mean match cpu on odd sizes', async () => {
   const x = (): tf.Tensor4D => rand([3, 9, 7, 5], 22) as tf.Tensor4D;
   await assertWasmMatchesCpu('forward pools', () => [
@@ -303,6 +313,14 @@ test('the kernels free every intermediate (numTensors and wasm data ids stay fla
       tf.matMul(rand([7, 5], 9), rand([3, 7], 10), true, true),
       tf.matMul(rand([3, 70, 64], 11), rand([3, 64, 70], 12)),
       tf.matMul(rand([2, 40, 64], 13), rand([1, 64, 70], 14)),
+      tf.matMul(rand([3000, 70], 15), rand([3000, 40], 16), true, false),
+      ...weightedGrads((a, g, b) => {
+        const { mean, variance } = tf.moments(a, [0, 1, 2]);
+        return tf.maxPool(tf.relu(tf.batchNorm(a, mean, variance, b, g, 1e-5)) as tf.Tensor4D, 3, 2, 'same');
+      }, [rand([2, 7, 7, 5], 17), rand([5], 18), rand([5], 19)]),
+      ...weightedGrads((...parts) => tf.concat(parts, 3), [rand([2, 4, 4, 6], 20), rand([2, 4, 4, 3], 21), rand([2, 4, 4, 3], 22)]),
+      tf.tile(rand([1, 1, 1, 5], 23), [2, 3, 3, 1]), tf.slice(rand([3, 5, 5, 4], 24), [1, 1, 1, 1], [2, 3, 3, 2]),
+      tf.clone(rand([4, 4], 25)), tf.cast(rand([4, 4], 26), 'float32'), tf.mean(rand([3, 5, 5, 4], 27), [1, 2]),
     ]);
     for (const g of grads) g.dataSync();
     tf.dispose(grads);
@@ -311,6 +329,22 @@ test('the kernels free every intermediate (numTensors and wasm data ids stay fla
   const before = { tensors: tf.memory().numTensors, dataIds: backend.numDataIds() };
   for (let i = 0; i < 3; i++) step();
   assert.deepEqual({ tensors: tf.memory().numTensors, dataIds: backend.numDataIds() }, before);
+});
+
+test('a kernel that fails frees its intermediates and says what was wrong', async () => {
+  await init('wasm', { log: null });
+  const backend = tf.backend() as unknown as { numDataIds(): number };
+  const x = rand([2, 8, 8, 3], 1);
+  const dy = rand([2, 7, 7, 4], 2);
+  const before = backend.numDataIds();
+  assert.throws(
+    () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+      strides: [1, 1], pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 8, 4],
+    } as unknown as tf.NamedAttrMap),
+    /Conv2DBackpropFilter: dy has shape \[2,7,7,4\], expected/,
+  );
+  assert.equal(backend.numDataIds(), before);
+  tf.dispose([x, dy]);
 });
 
 test('registration is idempotent, warning-free, and reversible', async () => {

@@ -228,6 +228,40 @@ void batchNormEntry(Call& c) {
             c.floats(3, "variance", channels), scale, offset, c.number(6, "epsilon"), c.floats(7, "out", count));
 }
 
+/** A float array whose length is a positive multiple of `channels`; returns its length. */
+int64_t channelRows(const Call& c, size_t i, const char* what, int64_t channels) {
+  TypedArray t = c.typed(i, what);
+  const int64_t n = static_cast<int64_t>(t.length);
+  if (t.type != napi_float32_array || channels <= 0 || n % channels != 0) {
+    c.fail(i, what, "expected a Float32Array whose length is a multiple of " + std::to_string(channels));
+  }
+  return n;
+}
+
+// moments(x, channels, mean, variance)
+void momentsEntry(Call& c) {
+  const int64_t channels = c.integer(1, "channels");
+  const int64_t n = channelRows(c, 0, "x", channels);
+  moments(c.floats(0, "x", n), n, channels, c.floats(2, "mean", channels), c.floats(3, "variance", channels));
+}
+
+// bnRelu(x, channels, scale, shift, out)
+void bnReluEntry(Call& c) {
+  const int64_t channels = c.integer(1, "channels");
+  const int64_t n = channelRows(c, 0, "x", channels);
+  bnRelu(c.floats(0, "x", n), n, channels, c.floats(2, "scale", channels), c.floats(3, "shift", channels),
+         c.floats(4, "out", n));
+}
+
+// bnReluGrad(x, dr, channels, gamma, beta, mean, invStd, dx, dGamma, dBeta)
+void bnReluGradEntry(Call& c) {
+  const int64_t channels = c.integer(2, "channels");
+  const int64_t n = channelRows(c, 0, "x", channels);
+  bnReluGrad(c.floats(0, "x", n), c.floats(1, "dr", n), n, channels, c.floats(3, "gamma", channels),
+             c.floats(4, "beta", channels), c.floats(5, "mean", channels), c.floats(6, "invStd", channels),
+             c.floats(7, "dx", n), c.floats(8, "dGamma", channels), c.floats(9, "dBeta", channels));
+}
+
 // maxPool / avgPool(x, xShape, pool, out, outShape)
 template <void (*Pool)(const at::Tensor&, const PoolGeometry&, OutputSlot&, const std::vector<int64_t>&)>
 void poolEntry(Call& c) {
@@ -407,6 +441,9 @@ const Method kMethods[] = {
     {"conv2dBackpropFilter", conv2dBackpropFilterEntry, nullptr},
     {"batchMatMul", batchMatMulEntry, nullptr},
     {"batchNorm", batchNormEntry, nullptr},
+    {"moments", momentsEntry, nullptr},
+    {"bnRelu", bnReluEntry, nullptr},
+    {"bnReluGrad", bnReluGradEntry, nullptr},
     {"maxPool", poolEntry<maxPool>, nullptr},
     {"avgPool", poolEntry<avgPool>, nullptr},
     {"maxPoolGrad", poolGradEntry<maxPoolGrad>, nullptr},

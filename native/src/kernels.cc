@@ -155,6 +155,173 @@ void batchNorm(const float* x, int64_t count, int64_t channels, const float* mea
   });
 }
 
+// The per-channel loops below run over rows of `channels` contiguous floats. They are
+// built twice (AVX2 and baseline x86-64, picked at load time) so that the inner loop
+// over channels vectorises at the machine's width; sums over rows are kept in float
+// for blocks of rows and in double across blocks.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define TORCH_CPU_MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#else
+#define TORCH_CPU_MULTIVERSION
+#endif
+
+namespace {
+
+constexpr int64_t kRowBlock = 64;
+
+int64_t rowGrain(int64_t channels) { return std::max<int64_t>(kRowBlock, 32768 / std::max<int64_t>(1, channels)); }
+
+/** Per-thread double accumulators of `channels` values, summed over threads at the end. */
+class ChannelSums {
+ public:
+  ChannelSums(int64_t channels, int parts)
+      : channels_(channels), parts_(parts), sums_(static_cast<size_t>(parts) * channels * 2, 0.0) {}
+  double* first(int thread) { return sums_.data() + static_cast<size_t>(thread) * channels_ * 2; }
+  double* second(int thread) { return first(thread) + channels_; }
+  double total(bool secondSum, int64_t c) const {
+    double t = 0;
+    for (int p = 0; p < parts_; p++) t += sums_[static_cast<size_t>(p) * channels_ * 2 + (secondSum ? channels_ : 0) + c];
+    return t;
+  }
+
+ private:
+  int64_t channels_;
+  int parts_;
+  std::vector<double> sums_;
+};
+
+// s1 += sum(x - shift), s2 += sum((x - shift)^2) over rows [begin, end).
+TORCH_CPU_MULTIVERSION void momentRows(const float* __restrict x, int64_t begin, int64_t end, int64_t channels,
+                                       const float* __restrict shift, double* __restrict s1, double* __restrict s2,
+                                       float* __restrict b1, float* __restrict b2) {
+  for (int64_t block = begin; block < end; block += kRowBlock) {
+    const int64_t stop = std::min(end, block + kRowBlock);
+    for (int64_t c = 0; c < channels; c++) b1[c] = b2[c] = 0.0f;
+    for (int64_t i = block; i < stop; i++) {
+      const float* __restrict xi = x + i * channels;
+      for (int64_t c = 0; c < channels; c++) {
+        const float d = xi[c] - shift[c];
+        b1[c] += d;
+        b2[c] += d * d;
+      }
+    }
+    for (int64_t c = 0; c < channels; c++) {
+      s1[c] += b1[c];
+      s2[c] += b2[c];
+    }
+  }
+}
+
+TORCH_CPU_MULTIVERSION void bnReluRows(const float* __restrict x, float* __restrict r, int64_t begin, int64_t end,
+                                       int64_t channels, const float* __restrict scale, const float* __restrict shift) {
+  for (int64_t i = begin; i < end; i++) {
+    const float* __restrict xi = x + i * channels;
+    float* __restrict ri = r + i * channels;
+    for (int64_t c = 0; c < channels; c++) {
+      const float v = xi[c] * scale[c] + shift[c];
+      ri[c] = v < 0.0f ? 0.0f : v;  // NaN stays NaN, like tfjs's relu
+    }
+  }
+}
+
+// sd += sum(dy), sdx += sum(dy * x) over rows [begin, end), with dy = dr where the
+// forward output x * scale + shift was positive (the same float ops as bnReluRows).
+TORCH_CPU_MULTIVERSION void gradSumRows(const float* __restrict x, const float* __restrict dr, int64_t begin,
+                                        int64_t end, int64_t channels, const float* __restrict scale,
+                                        const float* __restrict shift, double* __restrict sd, double* __restrict sdx,
+                                        float* __restrict b1, float* __restrict b2) {
+  for (int64_t block = begin; block < end; block += kRowBlock) {
+    const int64_t stop = std::min(end, block + kRowBlock);
+    for (int64_t c = 0; c < channels; c++) b1[c] = b2[c] = 0.0f;
+    for (int64_t i = block; i < stop; i++) {
+      const float* __restrict xi = x + i * channels;
+      const float* __restrict dri = dr + i * channels;
+      for (int64_t c = 0; c < channels; c++) {
+        const float dy = xi[c] * scale[c] + shift[c] > 0.0f ? dri[c] : 0.0f;
+        b1[c] += dy;
+        b2[c] += dy * xi[c];
+      }
+    }
+    for (int64_t c = 0; c < channels; c++) {
+      sd[c] += b1[c];
+      sdx[c] += b2[c];
+    }
+  }
+}
+
+TORCH_CPU_MULTIVERSION void gradRows(const float* __restrict x, const float* __restrict dr, float* __restrict dx,
+                                     int64_t begin, int64_t end, int64_t channels, const float* __restrict scale,
+                                     const float* __restrict shift, const float* __restrict a,
+                                     const float* __restrict b) {
+  for (int64_t i = begin; i < end; i++) {
+    const float* __restrict xi = x + i * channels;
+    const float* __restrict dri = dr + i * channels;
+    float* __restrict dxi = dx + i * channels;
+    for (int64_t c = 0; c < channels; c++) {
+      const float dy = xi[c] * scale[c] + shift[c] > 0.0f ? dri[c] : 0.0f;
+      dxi[c] = scale[c] * dy + a[c] * xi[c] + b[c];
+    }
+  }
+}
+
+}  // namespace
+
+void moments(const float* x, int64_t count, int64_t channels, float* mean, float* variance) {
+  const int64_t rows = count / channels;
+  // Sums of x - (first row) keep the one-pass variance from cancelling when |mean| >> std.
+  const float* shift = x;
+  ChannelSums sums(channels, at::get_num_threads());
+  at::parallel_for(0, rows, rowGrain(channels), [&](int64_t begin, int64_t end) {
+    const int t = at::get_thread_num();
+    std::vector<float> b1(channels), b2(channels);
+    momentRows(x, begin, end, channels, shift, sums.first(t), sums.second(t), b1.data(), b2.data());
+  });
+  for (int64_t c = 0; c < channels; c++) {
+    const double m1 = sums.total(false, c) / static_cast<double>(rows);
+    const double m2 = sums.total(true, c) / static_cast<double>(rows);
+    mean[c] = static_cast<float>(shift[c] + m1);
+    variance[c] = static_cast<float>(std::max(0.0, m2 - m1 * m1));
+  }
+}
+
+void bnRelu(const float* x, int64_t count, int64_t channels, const float* scale, const float* shift, float* r) {
+  at::parallel_for(0, count / channels, rowGrain(channels), [&](int64_t begin, int64_t end) {
+    bnReluRows(x, r, begin, end, channels, scale, shift);
+  });
+}
+
+void bnReluGrad(const float* x, const float* dr, int64_t count, int64_t channels, const float* gamma,
+                const float* beta, const float* mean, const float* invStd, float* dx, float* dGamma, float* dBeta) {
+  const int64_t rows = count / channels;
+  // The forward's float32 scale and shift (gamma * invStd, beta - mean * scale) give the same ReLU mask.
+  std::vector<float> scale(channels), shift(channels), a(channels), b(channels);
+  for (int64_t c = 0; c < channels; c++) {
+    scale[c] = gamma[c] * invStd[c];
+    shift[c] = beta[c] - mean[c] * scale[c];
+  }
+  ChannelSums sums(channels, at::get_num_threads());
+  at::parallel_for(0, rows, rowGrain(channels), [&](int64_t begin, int64_t end) {
+    const int t = at::get_thread_num();
+    std::vector<float> b1(channels), b2(channels);
+    gradSumRows(x, dr, begin, end, channels, scale.data(), shift.data(), sums.first(t), sums.second(t), b1.data(),
+                b2.data());
+  });
+  const double m = static_cast<double>(rows);
+  for (int64_t c = 0; c < channels; c++) {
+    const double sd = sums.total(false, c), sdx = sums.total(true, c);
+    const double g = static_cast<double>(invStd[c]) * (sdx - static_cast<double>(mean[c]) * sd);
+    const double s = scale[c];
+    const double gOverM = g * invStd[c] / m;
+    dGamma[c] = static_cast<float>(g);
+    dBeta[c] = static_cast<float>(sd);
+    a[c] = static_cast<float>(-s * gOverM);
+    b[c] = static_cast<float>(s * (mean[c] * gOverM - sd / m));
+  }
+  at::parallel_for(0, rows, rowGrain(channels), [&](int64_t begin, int64_t end) {
+    gradRows(x, dr, dx, begin, end, channels, scale.data(), shift.data(), a.data(), b.data());
+  });
+}
+
 void maxPool(const at::Tensor& x, const PoolGeometry& p, OutputSlot& out, const std::vector<int64_t>& outNhwc) {
   const PoolPlan plan = planPool(p);
   const at::Tensor input = padNhwc(x, plan.pad, -std::numeric_limits<double>::infinity());

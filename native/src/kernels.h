@@ -55,6 +55,20 @@ void batchMatMul(const at::Tensor& a, const at::Tensor& b, bool transposeA, bool
 void batchNorm(const float* x, int64_t count, int64_t channels, const float* mean, const float* variance,
                const float* scale, const float* offset, double epsilon, float* y);
 
+/** Per-channel mean and biased variance over the last axis of length `channels` (one pass). */
+void moments(const float* x, int64_t count, int64_t channels, float* mean, float* variance);
+
+/** r = max(x * scale + shift, 0) over the last axis of length `channels`. */
+void bnRelu(const float* x, int64_t count, int64_t channels, const float* scale, const float* shift, float* r);
+
+/**
+ * Backward of r = relu(gamma * (x - mean) * invStd + beta) with batch statistics, given dr
+ * (the ReLU mask is recomputed from x): dBeta = sum(dy), dGamma = invStd * (sum(dy * x) -
+ * mean * sum(dy)), dx = scale * dy + a * x + b with the batch-norm mean terms folded into a, b.
+ */
+void bnReluGrad(const float* x, const float* dr, int64_t count, int64_t channels, const float* gamma,
+                const float* beta, const float* mean, const float* invStd, float* dx, float* dGamma, float* dBeta);
+
 void maxPool(const at::Tensor& x, const PoolGeometry& p, OutputSlot& out, const std::vector<int64_t>& outNhwc);
 void maxPoolGrad(const at::Tensor& dy, const at::Tensor& x, const PoolGeometry& p, OutputSlot& out);
 void avgPool(const at::Tensor& x, const PoolGeometry& p, OutputSlot& out, const std::vector<int64_t>& outNhwc);

@@ -4,6 +4,7 @@ import * as tf from '../tf';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmGradientKernels } from './wasm-kernels';
+import { registerWasmFusedKernels } from './wasm-fused-kernels';
 
 /** Loads a module by name; injectable so tests can pretend packages are (not) installed. */
 export type ModuleLoader = (id: string) => unknown;
@@ -38,7 +39,10 @@ const candidates: BackendCandidate[] = [
   {
     name: 'wasm', tfjsName: 'wasm', description: 'WebAssembly, single-threaded',
     install: 'bundled with densenet-zoo (@tensorflow/tfjs-backend-wasm)',
-    afterSet: registerWasmGradientKernels,
+    afterSet: async () => {
+      registerWasmGradientKernels();
+      await registerWasmFusedKernels();
+    },
   },
   {
     name: 'cpu', tfjsName: 'cpu', description: 'plain JavaScript',

@@ -10,6 +10,7 @@ import * as path from 'path';
 import * as tf from '../tf';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { addCandidate, BackendCandidate } from './index';
+import { BN_RELU, BN_RELU_GRAD } from '../core/fused-kernels';
 
 export const TORCH_CPU = 'torch-cpu';
 export const THREADS_ENV = 'DENSENET_THREADS';
@@ -27,6 +28,10 @@ interface Addon {
     out: Float32Array, outShape: number[]): void;
   batchNorm(x: Float32Array, channels: number, mean: Float32Array, variance: Float32Array, scale: Float32Array | null,
     offset: Float32Array | null, epsilon: number, out: Float32Array): void;
+  moments(x: Float32Array, channels: number, mean: Float32Array, variance: Float32Array): void;
+  bnRelu(x: Float32Array, channels: number, scale: Float32Array, shift: Float32Array, out: Float32Array): void;
+  bnReluGrad(x: Float32Array, dr: Float32Array, channels: number, gamma: Float32Array, beta: Float32Array, mean: Float32Array,
+    invStd: Float32Array, dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array): void;
   maxPool(x: Float32Array, xShape: number[], pool: number[], out: Float32Array, outShape: number[]): void;
   avgPool(x: Float32Array, xShape: number[], pool: number[], out: Float32Array, outShape: number[]): void;
   maxPoolGrad(dy: Float32Array, dyShape: number[], x: Float32Array, xShape: number[], pool: number[], out: Float32Array): void;
@@ -635,6 +640,64 @@ function tile(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Fused BN-ReLU kernels: the training core's contract (src/core/fused-kernels.ts), plus moments
+
+/** Batch mean and biased variance over every axis but the last, in one pass: { x } -> [mean, variance]. */
+export const MOMENTS = 'TorchCpuMoments';
+
+function lastAxis(t: tf.TensorInfo): number {
+  return t.shape[t.shape.length - 1];
+}
+
+function assertFloats(kernel: string, ts: Record<string, tf.TensorInfo>, channels: number, perChannel: string[]): void {
+  for (const [name, t] of Object.entries(ts)) {
+    if (t.dtype !== 'float32') throw new Error(`${kernel} (torch-cpu): '${name}' must be float32, got ${t.dtype}`);
+    if (perChannel.includes(name) && size(t.shape) !== channels) {
+      throw new Error(`${kernel} (torch-cpu): '${name}' has shape [${t.shape}], expected ${channels} values (one per channel of x)`);
+    }
+  }
+}
+
+function momentsKernel(args: KernelArgs): tf.TensorInfo[] {
+  const backend = args.backend as TorchCpuBackend;
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const c = lastAxis(x);
+  assertFloats(MOMENTS, { x }, c, []);
+  const mean = new Float32Array(c);
+  const variance = new Float32Array(c);
+  nativeFor(MOMENTS).moments(floatsOf(backend, x), c, mean, variance);
+  return [output(backend, [c], mean), output(backend, [c], variance)];
+}
+
+/** { x, scale, shift } -> relu(x * scale + shift), per channel. */
+function bnReluKernel(args: KernelArgs): tf.TensorInfo {
+  const backend = args.backend as TorchCpuBackend;
+  const { x, scale, shift } = args.inputs as Record<'x' | 'scale' | 'shift', tf.TensorInfo>;
+  const c = lastAxis(x);
+  assertFloats(BN_RELU, { x, scale, shift }, c, ['scale', 'shift']);
+  const out = backend.floats(size(x.shape));
+  nativeFor(BN_RELU).bnRelu(floatsOf(backend, x), c, floatsOf(backend, scale), floatsOf(backend, shift), out);
+  return output(backend, x.shape, out);
+}
+
+/** { x, dr, gamma, beta, mean, invStd } -> [dx, dGamma, dBeta] of relu(BN_train(x)); the mask is recomputed from x. */
+function bnReluGradKernel(args: KernelArgs): tf.TensorInfo[] {
+  const backend = args.backend as TorchCpuBackend;
+  const { x, dr, gamma, beta, mean, invStd } = args.inputs as Record<'x' | 'dr' | 'gamma' | 'beta' | 'mean' | 'invStd', tf.TensorInfo>;
+  const c = lastAxis(x);
+  assertFloats(BN_RELU_GRAD, { x, dr, gamma, beta, mean, invStd }, c, ['gamma', 'beta', 'mean', 'invStd']);
+  if (!tf.util.arraysEqual(x.shape, dr.shape)) {
+    throw new Error(`${BN_RELU_GRAD} (torch-cpu): 'dr' has shape [${dr.shape}], expected the shape of x, [${x.shape}]`);
+  }
+  const dx = backend.floats(size(x.shape));
+  const dGamma = new Float32Array(c);
+  const dBeta = new Float32Array(c);
+  nativeFor(BN_RELU_GRAD).bnReluGrad(floatsOf(backend, x), floatsOf(backend, dr), c, floatsOf(backend, gamma),
+    floatsOf(backend, beta), floatsOf(backend, mean), floatsOf(backend, invStd), dx, dGamma, dBeta);
+  return [output(backend, x.shape, dx), output(backend, [c], dGamma), output(backend, [c], dBeta)];
+}
+
+// ---------------------------------------------------------------------------------------------
 // Registration
 
 /** Kernels this backend runs in libtorch (with the cpu kernel as fallback for unusual arguments). */
@@ -656,6 +719,9 @@ export function torchCpuKernels(): Array<{ name: string; kernelFunc: tf.KernelFu
     k(tf.Slice, slice),
     k(tf.SplitV, splitV),
     k(tf.Tile, tile),
+    k(MOMENTS, momentsKernel),
+    k(BN_RELU, bnReluKernel),
+    k(BN_RELU_GRAD, bnReluGradKernel),
     ...Object.keys(BINARY).map((name) => k(name, binary(name))),
     ...Object.keys(UNARY).map((name) => k(name, unary(name))),
     ...Object.keys(REDUCE).map((name) => k(name, reduction(name))),

@@ -1,25 +1,31 @@
 // Training kernels for the WebAssembly backend.
 //
-// tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter kernel at all, and its
-// Conv2DBackpropInput and transposed/batched BatchMatMul are naive C++ loops that
-// run 10x slower than XNNPACK. Every kernel here is rewritten in terms of the
-// backend's fast kernels (XNNPACK Conv2D, the un-transposed single-batch matmul)
-// plus cheap data movement (Transpose, Reverse, PadV2, Slice):
+// tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter kernel at all; its
+// Conv2DBackpropInput and transposed/batched BatchMatMul are naive C++ loops ten
+// times slower than XNNPACK; its MaxPoolGrad is wrong for windows of values <= 0;
+// and several kernels that every training step runs copy far more than needed.
+// The replacements, registered for 'wasm' by registerWasmGradientKernels():
 //
-// - Conv2DBackpropInput: a forward conv of dy with the spatially flipped,
-//   in/out-swapped filter; strided convs split into stride^2 phases (each a
-//   stride-1 conv with every stride-th tap, interleaved), which equals dilating dy
-//   with zeros first but skips the zeros; 1x1 stride 1 is a matmul.
+// - Conv2DBackpropInput: a forward XNNPACK conv of dy with the spatially flipped,
+//   in/out-swapped filter. A strided conv splits into stride^2 phases (each a
+//   stride-1 conv with every stride-th tap, interleaved): the same sums as
+//   dilating dy with zeros first, without multiplying by the zeros. 1x1: a matmul.
 // - Conv2DBackpropFilter: the "conv trick", a forward conv over the transposed
-//   input ([Ci,H,W,N]) with the transposed gradient ([OH,OW,N,Co]) as filter,
-//   dilated by the stride; 1x1 stride 1 is a matmul.
-// - BatchMatMul: explicit transposes, then the single-batch XNNPACK matmul
-//   (folding a's batch into rows when b is shared, or one call per batch).
-// - MaxPoolGrad: wasm's own routes the gradient of windows whose values are all
-//   <= 0 to the wrong element; this one is a direct loop over heap views.
+//   input [Ci,H,W,N] with the transposed gradient [OH,OW,N,Co] as filter, dilated
+//   by the stride. 1x1: a matmul over pixels, in cache-sized blocks.
+// - BatchMatMul: explicit transposes (of whichever side is cheaper), then the
+//   single-batch XNNPACK matmul (a's batch folded into rows when b is shared).
+// - MaxPoolGrad: a direct loop that matches the cpu backend.
+// - Tile, Sum/Mean over leading axes, Slice, SplitV, Concat: loops over heap
+//   views instead of per-element index arithmetic, transposes or whole-tensor
+//   copies. Identity and same-type Cast share the buffer instead of copying it;
+//   Cast to bool is x != 0 (wasm's own turns 0.5 into false).
+// - The gradients of Sum and Mean broadcast dy (Tile) on wasm instead of
+//   multiplying it by a ones tensor built in JavaScript.
 //
-// Intermediates are backend-level TensorInfos created by calling other wasm kernels
-// directly; each is released with backend.disposeData so nothing leaks.
+// Kernels compose other wasm kernels by calling their kernelFunc directly on
+// backend-level TensorInfos; every intermediate is released with
+// backend.disposeData (see Scratch), so nothing leaks.
 import * as tf from '../tf';
 
 type TensorInfo = tf.TensorInfo;
@@ -49,15 +55,30 @@ const SLICE = 'Slice';
 const SPLIT_V = 'SplitV';
 const CONCAT = 'Concat';
 
-/** wasm kernels as registered before ours replaced them (used for the plain matmul and fallbacks). */
+/** wasm kernels as registered before ours replaced them (for fallbacks and the plain matmul). */
 const originals = new Map<string, tf.KernelConfig>();
 /** Kernel functions defined here, to recognise our own registrations (idempotence). */
 const ours = new Set<tf.KernelFunc>();
 
-/** The kernel to delegate to: the original wasm one if we replaced it, else whatever is registered. */
+/** tfjs's gradients of Sum and Mean, and ours that replace them. */
+const originalGrads = new Map<string, tf.GradConfig>();
+const ourGrads = new Set<tf.GradFunc>();
+
+function missing(name: string): Error {
+  return new Error(`wasm-kernels: the wasm backend has no '${name}' kernel, which these kernels need`);
+}
+
+/** tfjs's own wasm kernel `name`, even where ours replaced it: for fallbacks. */
 function wasmKernel(name: string): tf.KernelConfig {
   const config = originals.get(name) ?? tf.getKernel(name, WASM);
-  if (!config) throw new Error(`wasm-kernels: the wasm backend has no '${name}' kernel, which these kernels need`);
+  if (!config) throw missing(name);
+  return config;
+}
+
+/** The wasm kernel `name` as registered now (ours where we replaced it): for building blocks. */
+function currentKernel(name: string): tf.KernelConfig {
+  const config = tf.getKernel(name, WASM);
+  if (!config) throw missing(name);
   return config;
 }
 
@@ -150,8 +171,10 @@ class Scratch {
 
   constructor(readonly backend: WasmBackendLike) {}
 
-  run(name: string, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}): TensorInfo {
-    const out = wasmKernel(name).kernelFunc({ inputs, backend: this.backend, attrs });
+  /** Runs kernel `name`, tfjs's own one when `stock` (ours would recurse), else the registered one. */
+  run(name: string, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}, stock = false): TensorInfo {
+    const kernel = stock ? wasmKernel(name) : currentKernel(name);
+    const out = kernel.kernelFunc({ inputs, backend: this.backend, attrs });
     if (Array.isArray(out)) throw new Error(`wasm-kernels: kernel '${name}' returned ${out.length} outputs, expected one`);
     this.made.push(out);
     return out;
@@ -165,9 +188,9 @@ class Scratch {
     return this.run('Transpose', { x }, { perm });
   }
 
-  /** Plain (un-transposed) matmul of [B,M,K] x [B,K,N]; single-batch calls reach XNNPACK. */
+  /** tfjs's plain (un-transposed) matmul of [B,M,K] x [B,K,N]; single-batch calls reach XNNPACK. */
   matmul(a: TensorInfo, b: TensorInfo): TensorInfo {
-    return this.run(BATCH_MAT_MUL, { a, b }, { transposeA: false, transposeB: false });
+    return this.run(BATCH_MAT_MUL, { a, b }, { transposeA: false, transposeB: false }, true);
   }
 
   conv(x: TensorInfo, filter: TensorInfo, pad: ExplicitPad, dilations: [number, number] = [1, 1]): TensorInfo {
@@ -213,10 +236,6 @@ function product(shape: readonly number[]): number {
   return shape.reduce((p, d) => p * d, 1);
 }
 
-function pair(v: number | [number, number]): [number, number] {
-  return typeof v === 'number' ? [v, v] : v;
-}
-
 /** Geometry of a 2-D convolution in NHWC, as tfjs computes it (padding, output size). */
 function convGeometry(
   xShape: Shape4, filterShape: Shape4, strides: number | [number, number], pad: unknown, roundingMode: unknown,
@@ -240,6 +259,50 @@ function cropForPad(s: Scratch, x: TensorInfo, padBottom: number, padRight: numb
   if (padBottom >= 0 && padRight >= 0) return x;
   const [n, h, w, c] = x.shape;
   return s.slice(x, [0, 0, 0, 0], [n, h + Math.min(padBottom, 0), w + Math.min(padRight, 0), c]);
+}
+
+// ---------------------------------------------------------------------------
+// Matrix products on XNNPACK
+
+/** Reduction rows per chunk times the wider operand's columns: about 512 KB, to stay in cache. */
+const CHUNK_FLOATS = 1 << 17;
+
+/**
+ * op(a) op(b) for single matrices a, b [1, rows, cols], where op transposes when
+ * asked. XNNPACK only multiplies plain matrices, so transposes are explicit; the
+ * wasm Transpose is slow, so this either transposes the flagged operands or
+ * computes (op(b)^T op(a)^T)^T, whichever moves fewer elements.
+ */
+function matmul2D(s: Scratch, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): TensorInfo {
+  const t = (x: TensorInfo): TensorInfo => s.transpose(x, [0, 2, 1]);
+  const [m, k] = transposeA ? [a.shape[2], a.shape[1]] : [a.shape[1], a.shape[2]];
+  const n = transposeB ? b.shape[1] : b.shape[2];
+  if (transposeA && !transposeB && k > 2 * Math.floor(CHUNK_FLOATS / Math.max(m, n))) return matmulTNChunked(s, a, b);
+  const direct = (transposeA ? m * k : 0) + (transposeB ? k * n : 0);
+  const swapped = (transposeA ? 0 : m * k) + (transposeB ? 0 : k * n) + m * n;
+  if (direct <= swapped) return s.matmul(transposeA ? t(a) : a, transposeB ? t(b) : b);
+  return t(s.matmul(transposeB ? b : t(b), transposeA ? a : t(a)));
+}
+
+/**
+ * a^T b for a [1,K,M], b [1,K,N] with a long reduction K (weight gradients sum
+ * over batch x pixels). Whole, both the transpose and XNNPACK's packing of its
+ * "weights" operand stride through megabytes and miss the cache on every row;
+ * cut into row blocks of about CHUNK_FLOATS they stay in cache, and the partial
+ * products are summed.
+ */
+function matmulTNChunked(s: Scratch, a: TensorInfo, b: TensorInfo): TensorInfo {
+  const [, k, m] = a.shape;
+  const n = b.shape[2];
+  const rows = Math.max(64, Math.floor(CHUNK_FLOATS / Math.max(m, n)));
+  const partials: TensorInfo[] = [];
+  for (let start = 0; start < k; start += rows) {
+    const count = Math.min(rows, k - start);
+    const ac = s.slice(a, [0, start, 0], [1, count, m]);
+    const bc = s.slice(b, [0, start, 0], [1, count, n]);
+    partials.push(matmul2D(s, ac, bc, true, false));
+  }
+  return s.run('AddN', partials as unknown as tf.NamedTensorInfoMap);
 }
 
 // ---------------------------------------------------------------------------
@@ -372,47 +435,6 @@ function conv2DBackpropInput(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
 
 // ---------------------------------------------------------------------------
 // Conv2DBackpropFilter
-
-/** Reduction rows per chunk times the wider operand's columns: about 512 KB, to stay in cache. */
-const CHUNK_FLOATS = 1 << 17;
-
-/**
- * op(a) op(b) for single matrices a, b [1, rows, cols], where op transposes when
- * asked. XNNPACK only multiplies plain matrices, so transposes are explicit; the
- * wasm Transpose is slow, so this either transposes the flagged operands or
- * computes (op(b)^T op(a)^T)^T, whichever moves fewer elements.
- */
-function matmul2D(s: Scratch, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): TensorInfo {
-  const t = (x: TensorInfo): TensorInfo => s.transpose(x, [0, 2, 1]);
-  const [m, k] = transposeA ? [a.shape[2], a.shape[1]] : [a.shape[1], a.shape[2]];
-  const n = transposeB ? b.shape[1] : b.shape[2];
-  if (transposeA && !transposeB && k > 2 * Math.floor(CHUNK_FLOATS / Math.max(m, n))) return matmulTNChunked(s, a, b);
-  const direct = (transposeA ? m * k : 0) + (transposeB ? k * n : 0);
-  const swapped = (transposeA ? 0 : m * k) + (transposeB ? 0 : k * n) + m * n;
-  if (direct <= swapped) return s.matmul(transposeA ? t(a) : a, transposeB ? t(b) : b);
-  return t(s.matmul(transposeB ? b : t(b), transposeA ? a : t(a)));
-}
-
-/**
- * a^T b for a [1,K,M], b [1,K,N] with a long reduction K (weight gradients sum
- * over batch x pixels). Whole, both the transpose and XNNPACK's packing of its
- * "weights" operand stride through megabytes and miss the cache on every row;
- * cut into row blocks of about CHUNK_FLOATS they stay in cache, and the partial
- * products are summed.
- */
-function matmulTNChunked(s: Scratch, a: TensorInfo, b: TensorInfo): TensorInfo {
-  const [, k, m] = a.shape;
-  const n = b.shape[2];
-  const rows = Math.max(64, Math.floor(CHUNK_FLOATS / Math.max(m, n)));
-  const partials: TensorInfo[] = [];
-  for (let start = 0; start < k; start += rows) {
-    const count = Math.min(rows, k - start);
-    const ac = s.slice(a, [0, start, 0], [1, count, m]);
-    const bc = s.slice(b, [0, start, 0], [1, count, n]);
-    partials.push(matmul2D(s, ac, bc, true, false));
-  }
-  return s.run('AddN', partials as unknown as tf.NamedTensorInfoMap);
-}
 
 /** dW of a 1x1 stride-1 conv: x^T dy over all pixels. */
 function pointwiseFilterGrad(s: Scratch, x: TensorInfo, dy: TensorInfo, filterShape: number[]): TensorInfo {
@@ -695,7 +717,7 @@ function mean(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
 }
 
 // ---------------------------------------------------------------------------
-// Identity and same-type Cast: aliases, not copies
+// Identity and Cast: aliases, not copies
 
 /**
  * The engine clones every tensor it saves for the backward pass through Identity,
@@ -716,8 +738,21 @@ function identity(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
   return alias(args, IDENTITY);
 }
 
+/**
+ * Same-type casts share the buffer. Casting numbers to bool is x != 0 (wasm's own
+ * Cast copies through a Uint8Array, so 0.5 becomes false and 2 stays 2).
+ */
 function cast(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
-  return alias(args, CAST);
+  const { inputs, backend, attrs } = args;
+  const { x } = inputs as { x: TensorInfo };
+  const { dtype } = attrs as unknown as tf.CastAttrs;
+  if (dtype !== 'bool' || x.dtype === 'bool' || x.dtype === 'string') return alias(args, CAST);
+  const wasm = backend as WasmBackendLike;
+  const out = wasm.makeOutput(x.shape, 'bool');
+  const src = wasm.typedArrayFromHeap(x);
+  const dst = wasm.typedArrayFromHeap(out);
+  for (let i = 0; i < src.length; i++) dst[i] = src[i] !== 0 ? 1 : 0;
+  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -807,9 +842,6 @@ function broadcastingGrad(kernelName: string, divideByCount: boolean): tf.GradCo
     },
   };
 }
-
-const originalGrads = new Map<string, tf.GradConfig>();
-const ourGrads = new Set<tf.GradFunc>();
 
 function registerBroadcastingGrads(): void {
   for (const [name, divide] of [[SUM, false], [MEAN, true]] as Array<[string, boolean]>) {

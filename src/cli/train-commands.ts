@@ -293,7 +293,11 @@ function registerEval(program: Command): void {
       const chosen = await initBackend(program);
       const t0 = Date.now();
       const isCheckpoint = isCheckpointDir(flags.weights);
-      if (!isCheckpoint && existsSync(flags.weights) && !/\.json$/i.test(flags.weights) && !existsSync(path.join(flags.weights, 'model.json'))) {
+      const looksLikePath = flags.weights.includes('/') || flags.weights.includes(path.sep) || /\.(json|safetensors)$/i.test(flags.weights);
+      if (!isCheckpoint && looksLikePath && !/^https?:/i.test(flags.weights) && !existsSync(flags.weights)) {
+        throw new Error(`${flags.weights}: no such file or folder; expected a checkpoint folder of densenet train, a tfjs model.json or a weight tag`);
+      }
+      if (!isCheckpoint && existsSync(flags.weights) && !/\.(json|safetensors)$/i.test(flags.weights) && !existsSync(path.join(flags.weights, 'model.json'))) {
         throw new Error(`${flags.weights}: neither a checkpoint folder (no checkpoint.json) nor a tfjs model (no model.json)`);
       }
       const { result, spec } = isCheckpoint ? await evalCheckpoint(name, flags) : await evalZooWeights(name, flags);

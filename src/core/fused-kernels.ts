@@ -118,4 +118,27 @@ export function hasFusedKernels(): boolean {
   return tf.getKernel(BN_RELU_GRAD, tf.getBackend()) != null;
 }
 
+/**
+ * Gradient of the forward kernel, for autodiff through inference-mode layers (saliency maps,
+ * input gradients); training uses the layers' own backward instead.
+ */
+function registerBnReluGradient(): void {
+  if (tf.getGradient(BN_RELU)) return;
+  tf.registerGradient({
+    kernelName: BN_RELU,
+    inputsToSave: ['x', 'scale'],
+    outputsToSave: [true],
+    gradFunc: (dy, saved) => {
+      const [x, scale, r] = saved;
+      const masked = () => tf.mul(dy as tf.Tensor, tf.step(r));
+      return {
+        x: () => tf.mul(masked(), scale),
+        scale: () => tf.sum(tf.mul(masked(), x), [0, 1, 2]),
+        shift: () => tf.sum(masked(), [0, 1, 2]),
+      };
+    },
+  });
+}
+
 registerFusedKernels();
+registerBnReluGradient();

@@ -68,6 +68,7 @@ export class Optimizer {
     checkConfig(config);
     this.slotName = config.optimizer === 'sgd' ? 'momentum' : 'rms';
     for (const p of params) {
+      if (this.slots.has(this.key(p))) throw new Error(`optimizer: two weights are both named '${p.name}'`);
       // Unnamed: tfjs variable names are global to the process, and several optimizers may coexist.
       this.slots.set(this.key(p), tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false)));
     }

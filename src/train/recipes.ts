@@ -112,6 +112,12 @@ export function checkConfig(c: TrainConfig): void {
   positiveInt('crop', c.crop, true);
   if (!Number.isSafeInteger(c.seed)) throw new Error(`seed must be an integer, got ${c.seed}`);
   if (c.dropRate !== undefined && !(c.dropRate >= 0 && c.dropRate < 1)) throw new Error(`drop rate must be in [0, 1), got ${c.dropRate}`);
+  if (!(c.momentum >= 0 && c.momentum < 1)) throw new Error(`momentum must be in [0, 1), got ${c.momentum}`);
+  if (!(c.rho >= 0 && c.rho < 1)) throw new Error(`rho must be in [0, 1), got ${c.rho}`);
+  if (!(Number.isFinite(c.weightDecay) && c.weightDecay >= 0)) throw new Error(`weight decay must be >= 0, got ${c.weightDecay}`);
+  if (c.weightDecayScope !== 'all' && c.weightDecayScope !== 'kernels') {
+    throw new Error(`weight decay scope must be 'all' or 'kernels', got '${c.weightDecayScope}'`);
+  }
   if (!c.milestones.every((m) => m > 0 && m < 1)) throw new Error(`milestones must be fractions of training in (0, 1), got ${c.milestones.join(', ')}`);
   if (!(c.stepFactor > 0)) throw new Error(`step factor must be > 0, got ${c.stepFactor}`);
   if (!(c.epochDecay > 0)) throw new Error(`epoch decay must be > 0, got ${c.epochDecay}`);

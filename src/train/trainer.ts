@@ -21,13 +21,15 @@ import { evaluate, EvalResult, ModelForShape, primaryMetric } from './evaluate';
 import { pixelCrossEntropy, softmaxCrossEntropy } from './losses';
 import { buildModel, describeSpec, ModelSpec } from './model-spec';
 import { Optimizer, trainableParams } from './optimizers';
+import { baseName } from '../weights/mapping';
 import { MetricsLog, Reporter, silentReporter } from './progress';
 import type { TrainConfig } from './recipes';
 import { learningRateAt } from './schedules';
 import { withSeededMathRandom } from './seeded-random';
 
-/** Random stream of the trainer's own draws (dropout masks), apart from the data streams. */
+/** Random streams of the trainer's own draws, apart from the data streams. */
 const DROPOUT_STREAM = 0x64726f70;
+const INIT_STREAM = 0x696e6974;
 
 export const LAST = 'last';
 export const BEST = 'best';
@@ -116,7 +118,8 @@ export class Trainer {
 
   private constructor(private readonly opts: TrainOptions) {
     this.plan = planRun(opts.dataset, opts.config);
-    this.model = buildModel(opts.model);
+    // Initial weights from the seed too: the same seed gives the same run.
+    this.model = withSeededMathRandom(Rng.from(opts.config.seed, INIT_STREAM), () => buildModel(opts.model));
     this.optimizer = new Optimizer(opts.config, trainableParams(this.model, opts.config.weightDecayScope));
     this.evalModels = new ModelForShape(this.model, opts.model);
     this.log = new MetricsLog(path.join(opts.out, METRICS_FILE));
@@ -127,6 +130,7 @@ export class Trainer {
 
   /** Builds the model (and restores the checkpoint when resuming). */
   static async create(opts: TrainOptions): Promise<Trainer> {
+    planRun(opts.dataset, opts.config); // reads the training split: bad data fails before anything is written
     mkdirSync(opts.out, { recursive: true });
     await removeStaleTemporaries(opts.out);
     const t = new Trainer(opts);
@@ -274,28 +278,47 @@ export class Trainer {
         return this.lossOf(out, labels);
       }, params.map((p) => p.variable)),
     );
+    const ordered = params.map((p) => grads[p.variable.name] ?? tf.zerosLike(p.variable));
     const counts = this.accuracyCounts(logits!, labels);
-    const [[loss], [correct, counted]] = await Promise.all([value.data(), counts.data()]);
-    tf.dispose([images, labels, logits!, value, counts]);
+    // A NaN can hide from the loss (ReLU maps it to 0) and still poison the gradients: check both.
+    const finite = tf.tidy(() => tf.all(tf.stack(ordered.map((g) => tf.all(tf.isFinite(g))))));
+    const [[loss], [correct, counted], [gradsOk]] = await Promise.all([value.data(), counts.data(), finite.data()]);
+    tf.dispose([images, labels, logits!, value, counts, finite]);
     try {
-      if (!Number.isFinite(loss)) throw this.nonFinite(loss);
-      const ordered = params.map((p) => grads[p.variable.name] ?? tf.zerosLike(p.variable));
+      if (!Number.isFinite(loss) || !gradsOk) throw this.nonFinite(loss, !gradsOk);
       this.optimizer.apply(ordered, lr);
-      tf.dispose(ordered);
     } finally {
+      tf.dispose(ordered);
       tf.dispose(Object.values(grads));
     }
     return { loss, correct, counted };
   }
 
-  private nonFinite(loss: number): NonFiniteLossError {
-    const { step, epoch, batch } = this.position;
-    const kept = this.savedStep !== undefined
+  private keptCheckpoint(): string {
+    return this.savedStep !== undefined
       ? `the last good checkpoint (step ${this.savedStep}) is kept in ${this.lastDir}`
       : 'no checkpoint had been written yet';
-    return new NonFiniteLossError(step + 1, loss,
-      `training stopped: the loss is ${loss} at step ${step + 1} (epoch ${epoch + 1}, batch ${batch + 1} of ${this.plan.stepsPerEpoch}); ` +
-      `the weights were not updated with it and ${kept}. Lower the learning rate (--lr) or check the data.`);
+  }
+
+  private nonFinite(loss: number, badGradients: boolean): NonFiniteLossError {
+    const { step, epoch, batch } = this.position;
+    const what = Number.isFinite(loss) ? `the gradients hold NaN or infinite values (the loss is ${loss})` : `the loss is ${loss}`;
+    return new NonFiniteLossError(step + 1, badGradients && Number.isFinite(loss) ? NaN : loss,
+      `training stopped: ${what} at step ${step + 1} (epoch ${epoch + 1}, batch ${batch + 1} of ${this.plan.stepsPerEpoch}); ` +
+      `the weights were not updated with it and ${this.keptCheckpoint()}. Lower the learning rate (--lr) or check the data.`);
+  }
+
+  /** A finite loss can still leave overflowed weights behind; no checkpoint is written with them. */
+  private async checkFiniteWeights(): Promise<void> {
+    const flags = tf.tidy(() => tf.stack(this.model.weights.map((w) => tf.all(tf.isFinite(w.read())))));
+    const ok = await flags.data();
+    flags.dispose();
+    const bad = this.model.weights.filter((_, i) => !ok[i]);
+    if (bad.length === 0) return;
+    const step = this.position.step;
+    throw new NonFiniteLossError(step, NaN,
+      `training stopped: after step ${step} the weights hold NaN or infinite values (${bad.slice(0, 3).map((w) => baseName(w)).join(', ')}` +
+      `${bad.length > 3 ? `, and ${bad.length - 3} more` : ''}); they are not saved and ${this.keptCheckpoint()}. Lower the learning rate (--lr).`);
   }
 
   private async evaluateAndSave(): Promise<void> {
@@ -312,6 +335,7 @@ export class Trainer {
     const metric = primaryMetric(this.opts.dataset.task);
     const value = result.metrics[metric];
     if (!this.best || value > this.best.metrics[metric]) {
+      await this.checkFiniteWeights();
       this.best = { ...summary, metric };
       await saveCheckpoint(path.join(this.opts.out, BEST), this.model, this.optimizer, this.state());
     }
@@ -354,6 +378,7 @@ export class Trainer {
   }
 
   private async saveLast(): Promise<void> {
+    await this.checkFiniteWeights();
     await saveCheckpoint(this.lastDir, this.model, this.optimizer, this.state());
     this.saved = true;
     this.savedStep = this.position.step;

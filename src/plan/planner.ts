@@ -1,0 +1,93 @@
+// The memory planner: peak training memory of the naive and memory-efficient modes,
+// predicted from the architecture by running the real training step on data-less
+// tensors (see dry-run-backend.ts), and the largest batch that fits a budget.
+// Activation memory is linear in the batch, so two dry runs (batch 1 and 2) give
+// peak(B) = fixed + B * perImage exactly.
+import * as tf from '../tf';
+import { ModelFactory, measureMode, zooFactory } from '../bench/memory';
+import { DRY_RUN, registerDryRunBackend } from './dry-run-backend';
+
+export interface ModePlan {
+  /** Weights, gradients and optimizer slots: what does not grow with the batch. */
+  fixedBytes: number;
+  bytesPerImage: number;
+  /** Predicted peak at the requested batch. */
+  peakBytes: number;
+  /** Largest batch whose predicted peak fits the budget (0 if none). */
+  maxBatch: number;
+}
+
+export interface MemoryPlan {
+  model: string;
+  input: number[];
+  batch: number;
+  budgetBytes: number;
+  naive: ModePlan;
+  efficient: ModePlan;
+}
+
+export interface PlanOptions {
+  batch: number;
+  budgetBytes: number;
+  inputShape?: [number, number, number];
+  numClasses?: number;
+}
+
+/** Parses `8GB`, `512MB`, `2GiB`, `1e9`. */
+export function parseBytes(text: string): number {
+  const m = /^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*$/i.exec(text);
+  if (!m) throw new Error(`'${text}': expected a size such as 8GB, 512MB or 2GiB`);
+  const units: Record<string, number> = {
+    b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
+  };
+  return Math.round(Number(m[1]) * units[(m[2] ?? 'b').toLowerCase()]);
+}
+
+async function dryRunPeak(make: ModelFactory, memoryEfficient: boolean, batch: number): Promise<number> {
+  return (await measureMode(make, memoryEfficient, { batch, steps: 1 })).peakBytes;
+}
+
+async function planMode(make: ModelFactory, memoryEfficient: boolean, options: PlanOptions): Promise<ModePlan> {
+  const one = await dryRunPeak(make, memoryEfficient, 1);
+  const two = await dryRunPeak(make, memoryEfficient, 2);
+  const bytesPerImage = two - one;
+  const fixedBytes = one - bytesPerImage;
+  return {
+    fixedBytes,
+    bytesPerImage,
+    peakBytes: fixedBytes + options.batch * bytesPerImage,
+    maxBatch: Math.max(0, Math.floor((options.budgetBytes - fixedBytes) / bytesPerImage)),
+  };
+}
+
+/** Predicts both modes' peak memory; runs on the dry-run backend and restores the active one. */
+export async function planMemory(name: string, options: PlanOptions, make: ModelFactory = zooFactory(name, options)): Promise<MemoryPlan> {
+  registerDryRunBackend();
+  const previous = tf.getBackend();
+  await tf.setBackend(DRY_RUN);
+  try {
+    const model = make(false);
+    const input = (model.inputs[0].shape as number[]).slice(1);
+    model.dispose();
+    return {
+      model: name, input, batch: options.batch, budgetBytes: options.budgetBytes,
+      naive: await planMode(make, false, options),
+      efficient: await planMode(make, true, options),
+    };
+  } finally {
+    if (previous) await tf.setBackend(previous);
+  }
+}
+
+export function formatPlan(p: MemoryPlan): string {
+  const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+  const row = (mode: string, m: ModePlan) =>
+    `${mode.padEnd(10)} ${mb(m.peakBytes).padStart(12)} ${mb(m.bytesPerImage).padStart(12)} ${mb(m.fixedBytes).padStart(10)} ${String(m.maxBatch).padStart(10)}`;
+  return [
+    `${p.model}, input ${p.input.join('x')}, batch ${p.batch}, budget ${(p.budgetBytes / 1e9).toFixed(2)} GB`,
+    `${'mode'.padEnd(10)} ${'peak'.padStart(12)} ${'per image'.padStart(12)} ${'fixed'.padStart(10)} ${'max batch'.padStart(10)}`,
+    row('naive', p.naive),
+    row('efficient', p.efficient),
+  ].join('\n');
+}
+
