@@ -83,7 +83,9 @@ function convOp(c: ConvCase, kind: Kind): { run: () => void; dispose: () => void
     } as unknown as tf.NamedAttrMap) as tf.Tensor,
   };
   return {
-    run: () => tf.tidy(() => { ops[kind]().dataSync(); }),
+    // wasm and torch-cpu run kernels synchronously; not reading the result back lets
+    // torch-cpu reuse the output buffer, as it does for a model's intermediates.
+    run: () => tf.tidy(() => { ops[kind](); }),
     dispose: () => tf.dispose([x, w, dy]),
   };
 }

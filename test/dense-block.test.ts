@@ -121,3 +121,45 @@ test('a training step leaks no tensors', async () => {
   for (let i = 0; i < 3; i++) step();
   assert.equal(tf.memory().numTensors, before);
 });
+
+test('without fused kernels (backends such as tfjs-node) the composite path gives the same gradients', async () => {
+  await init('cpu', { log: null });
+  const { BN_RELU, BN_RELU_GRAD, registerFusedKernels } = await import('../src/core/fused-kernels');
+  const x = tf.randomNormal(SHAPE, 0, 1, 'float32', 3) as tf.Tensor4D;
+  const block = new DenseBlock({ numLayers: 2, growthRate: 3, bottleneckWidth: 8, useBias: false, dropRate: 0, memoryEfficient: true, output: 'all' });
+  block.apply(tf.input({ shape: SHAPE.slice(1) }));
+  randomize(block, 300);
+  const probe = tf.randomNormal(block.computeOutputShape([...SHAPE]) as number[], 0, 1, 'float32', 9);
+  const want = referenceGrads(block, x, probe, (xx, w) => blockReference(xx, w, 2, 2, 'all'));
+  tf.unregisterKernel(BN_RELU, 'cpu');
+  tf.unregisterKernel(BN_RELU_GRAD, 'cpu');
+  try {
+    compare(layerGrads(block, x, probe), want, 1e-4, 'composite');
+  } finally {
+    registerFusedKernels();
+  }
+});
+
+test('inference-mode layers are differentiable (input gradients, saliency)', async () => {
+  for (const backendName of ['cpu', 'wasm']) {
+    await init(backendName, { log: null });
+    const block = new DenseBlock({ numLayers: 2, growthRate: 3, bottleneckWidth: 0, useBias: true, dropRate: 0, memoryEfficient: false, output: 'new' });
+    block.apply(tf.input({ shape: SHAPE.slice(1) }));
+    randomize(block, 400);
+    const x = tf.randomNormal(SHAPE, 0, 1, 'float32', 4) as tf.Tensor4D;
+    const w = Object.fromEntries(block.weights.map((v) => [localName(block, v.originalName), v.read()]));
+    const reference = (xx: tf.Tensor4D) => {
+      const features = [xx];
+      for (let l = 1; l <= 2; l++) {
+        const h = tf.concat(features, 3) as tf.Tensor4D;
+        const r = tf.relu(tf.batchNorm(h, w[`layer${l}/norm1/moving_mean`] as tf.Tensor1D, w[`layer${l}/norm1/moving_variance`] as tf.Tensor1D,
+          w[`layer${l}/norm1/beta`] as tf.Tensor1D, w[`layer${l}/norm1/gamma`] as tf.Tensor1D, EPS)) as tf.Tensor4D;
+        features.push(tf.add(tf.conv2d(r, w[`layer${l}/conv1/kernel`] as tf.Tensor4D, 1, 'same'), w[`layer${l}/conv1/bias`]) as tf.Tensor4D);
+      }
+      return tf.concat(features.slice(1), 3);
+    };
+    const got = tf.grad((xx: tf.Tensor) => tf.sum(tf.square(block.apply(xx, { training: false }) as tf.Tensor)))(x);
+    const want = tf.grad((xx: tf.Tensor) => tf.sum(tf.square(reference(xx as tf.Tensor4D))))(x);
+    assert.ok(maxRelativeError(got, want) < 1e-4, `${backendName}: ${maxRelativeError(got, want)}`);
+  }
+});

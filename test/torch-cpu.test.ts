@@ -120,6 +120,17 @@ test('without the addon, selection falls through to wasm and forcing torch-cpu s
   assert.match(out.error, /native addon was not built/);
 });
 
+test('the install-time builder skips cleanly when libtorch is missing or the build is switched off', () => {
+  const builder = require(path.resolve(__dirname, '..', '..', 'scripts', 'build-native.js')) as {
+    main(env: Record<string, string>): string;
+    findLibtorch(env: Record<string, string>): string | object;
+  };
+  assert.match(builder.main({ DENSENET_SKIP_NATIVE: '1' }), /skipped \(DENSENET_SKIP_NATIVE=1\)/);
+  const missing = path.join(__dirname, 'no-such-libtorch');
+  assert.match(String(builder.findLibtorch({ LIBTORCH: missing })), /LIBTORCH=.*no-such-libtorch has no include\/ATen\/ATen.h/);
+  assert.match(builder.main({ LIBTORCH: missing }), /torch-cpu backend not built: LIBTORCH=.*; using the default backends/);
+});
+
 test('init selects torch-cpu when asked', { skip }, async () => {
   const choice = await init(TORCH_CPU, { log: null });
   assert.equal(choice.name, TORCH_CPU);
@@ -307,9 +318,11 @@ test('unary ops', { skip }, () => {
   expectSame('square', tf.Square, () => tf.square(t(x)));
 });
 
-test('Tile', { skip }, () => {
+test('Tile and PadV2', { skip }, () => {
   const x = data([4, 1, 8, 12]);
   expectSame('tile', tf.Tile, () => tf.tile(t(x), [2, 8, 1, 3]));
+  const y = data([2, 9, 9, 16]);
+  expectSame('pad', tf.PadV2, () => tf.pad(t(y), [[0, 0], [1, 2], [3, 0], [0, 1]], 0.5));
 });
 
 test('Sum and Mean over any axes', { skip }, () => {

@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { encodeIdx } from '../src/data/idx';
 import { readCheckpointState } from '../src/train/checkpoint';
-import { tempDir } from './data-fixtures';
+import { cifarRecord, concatBytes, labelPng, rgbPng, tempDir, writeCamVid } from './data-fixtures';
 import { runCli, stderrErrorLines, TINY_ARGS, TINY_MODEL, writeTinyFashion } from './train-fixtures';
 
 const tmp = tempDir('train-cli');
@@ -113,6 +113,44 @@ test('segmentation: FC-DenseNet trains on fashion mosaics, evaluates mean IoU, a
   assert.ok(Math.abs(res.classes.reduce((a: number, c: { fraction: number }) => a + c.fraction, 0) - 1) < 1e-9);
   const drawn = PNG.sync.read(readFileSync(overlay));
   assert.ok(drawn.width > 3 * 40 && drawn.height > 36, 'input, prediction and overlay panels with a legend');
+});
+
+test('CIFAR-10 (binary version): DenseNet-BC is built for 32x32x3 and 10 classes', () => {
+  const dir = join(tmp.dir, 'cifar');
+  mkdirSync(dir);
+  let r = 0;
+  const rec = () => cifarRecord([r % 10], (y, x, c) => (r++ * 31 + y * 8 + x * 3 + c * 50) % 256);
+  for (let i = 1; i <= 5; i++) writeFileSync(join(dir, `data_batch_${i}.bin`), concatBytes([rec(), rec()]));
+  writeFileSync(join(dir, 'test_batch.bin'), concatBytes([rec(), rec(), rec(), rec()]));
+  const out = join(tmp.dir, 'cifar-run');
+  const t = runCli(['train', TINY_MODEL, ...TINY_ARGS, '--dataset', 'cifar10', '--data', dir, '--batch', '5', '--epochs', '1', '--out', out]);
+  assert.equal(t.status, 0, t.stderr);
+  assert.match(t.stdout, /eval test at step 2 \(epoch 1\): .* \(4 images/);
+  const { state } = readCheckpointState(out);
+  assert.deepEqual([state.model.inputShape, state.model.numClasses, state.data.classNames[0]], [[32, 32, 3], 10, 'airplane']);
+});
+
+test('CamVid: random 32x32 training crops, whole 40x48 images (padded to 64x64, void ignored) for evaluation', () => {
+  const dir = join(tmp.dir, 'camvid');
+  const sample = (name: string, seed: number) => ({
+    name,
+    image: rgbPng(48, 40, (y, x) => [(seed * 40 + y) % 256, (x * 5) % 256, seed * 20]),
+    label: labelPng(48, 40, (y, x) => (y < 4 ? 11 : (seed + Math.floor(x / 12)) % 11)),
+  });
+  writeCamVid(dir, { train: [sample('a.png', 1), sample('b.png', 2)], test: [sample('c.png', 3)] });
+  const out = join(tmp.dir, 'camvid-run');
+  const t = runCli(['train', 'fc-densenet56', '--growth', '2', '--dataset', 'camvid', '--data', dir, '--crop', '32', '--batch', '2',
+    '--epochs', '1', '--out', out]);
+  assert.equal(t.status, 0, t.stderr);
+  const { state } = readCheckpointState(out);
+  assert.deepEqual(state.model.inputShape, [32, 32, 3], 'built for the crop');
+  assert.equal(state.data.ignoreLabel, 11);
+  const ev = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((m) => m.type === 'eval');
+  const counted = (ev.confusion as number[][]).flat().reduce((a, b) => a + b, 0);
+  assert.equal(counted, 36 * 48, 'every pixel but the void rows (and the padding) is counted');
+  const e = runCli(['eval', 'fc-densenet56', '--weights', out, '--dataset', 'camvid', '--json']);
+  assert.equal(e.status, 0, e.stderr);
+  assert.equal(JSON.parse(e.stdout).perClassIoU.length, 11);
 });
 
 test('report: report.md with accuracy, time, memory, the learning curve and the confusion matrix', () => {

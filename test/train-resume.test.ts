@@ -121,3 +121,9 @@ test('fractional epochs: 0.5 of 6 steps per epoch trains 3 steps and evaluates a
   assert.equal(r.best?.step, 3);
   assert.equal(readCheckpointState(join(out, 'best')).state.position.step, 3);
 });
+
+test('--eval-every adds evaluations (with checkpoints) between the epoch ends', async () => {
+  const out = join(tmp.dir, 'eval-every');
+  await run(out, config({ maxSteps: 9, evalEvery: 4, dropRate: 0 }));
+  assert.deepEqual(records(out).filter((r) => r.type === 'eval').map((r) => r.step), [4, 6, 8, 9]);
+});

@@ -303,6 +303,13 @@ void reduceEntry(Call& c) {
   reduce(static_cast<ReduceOp>(c.integer(0, "op")), denseView(c.floatsFor(1, "x", xs), xs), axes, out, os);
 }
 
+// pad(x, xShape, paddings (before0, after0, before1, ...), value, out, outShape)
+void padEntry(Call& c) {
+  auto xs = c.ints(1, "x shape"), paddings = c.ints(2, "paddings", 2 * xs.size()), os = c.ints(5, "out shape", xs.size());
+  OutputSlot out = slotFor(c, 4, os);
+  pad(denseView(c.floatsFor(0, "x", xs), xs), paddings, c.number(3, "value"), out, os);
+}
+
 // tile(x, xShape, reps, out, outShape)
 void tileEntry(Call& c) {
   auto xs = c.ints(1, "x shape"), reps = c.ints(2, "reps", xs.size()), os = c.ints(4, "out shape", xs.size());
@@ -451,6 +458,7 @@ const Method kMethods[] = {
     {"binary", binaryEntry, nullptr},
     {"unary", unaryEntry, nullptr},
     {"reduce", reduceEntry, nullptr},
+    {"pad", padEntry, nullptr},
     {"tile", tileEntry, nullptr},
     {"concat", concatEntry, nullptr},
     {"slice", sliceEntry, nullptr},

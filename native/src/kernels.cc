@@ -86,8 +86,13 @@ void conv2d(const at::Tensor& x, const at::Tensor& weight, const c10::optional<a
   const SplitPadding pad = splitPadding(g.padTop, g.padBottom, g.padLeft, g.padRight);
   const at::Tensor input = padNhwc(x, pad, 0.0);
   out.arm();
-  at::Tensor y = at::convolution(input, weight, bias, {g.strideH, g.strideW}, {pad.h, pad.w},
-                                 {g.dilationH, g.dilationW}, false, {0, 0}, 1);
+  // oneDNN directly: ATen's own choice falls back to im2col + BLAS for 1x1 convs on one thread
+  // with batches under 16, and Debian's reference BLAS makes that path several times slower.
+  at::Tensor y = at::hasMKLDNN()
+                     ? at::mkldnn_convolution(input, weight, bias, {pad.h, pad.w}, {g.strideH, g.strideW},
+                                              {g.dilationH, g.dilationW}, 1)
+                     : at::convolution(input, weight, bias, {g.strideH, g.strideW}, {pad.h, pad.w},
+                                       {g.dilationH, g.dilationW}, false, {0, 0}, 1);
   applyActivation(y, act, alpha);
   out.deliver(y, nchwOf(outNhwc), kChannelsLast);
 }
@@ -96,6 +101,16 @@ void conv2dBackpropInput(const at::Tensor& dy, const at::Tensor& weight, const s
                          const ConvGeometry& g, OutputSlot& out) {
   const SplitPadding pad = splitPadding(g.padTop, g.padBottom, g.padLeft, g.padRight);
   const int64_t n = inNhwc[0], h = inNhwc[1], w = inNhwc[2], c = inNhwc[3];
+  const bool pointwise = weight.size(2) == 1 && weight.size(3) == 1 && g.strideH == 1 && g.strideW == 1 &&
+                         g.padTop == 0 && g.padBottom == 0 && g.padLeft == 0 && g.padRight == 0;
+  if (pointwise && at::hasMKLDNN()) {
+    // A 1x1 conv's input gradient is the 1x1 conv of dy with the transposed weight (see conv2d on
+    // why oneDNN is called directly).
+    out.arm();
+    out.deliver(at::mkldnn_convolution(dy, weight.transpose(0, 1), c10::nullopt, {0, 0}, {1, 1}, {1, 1}, 1),
+                {n, c, h, w}, kChannelsLast);
+    return;
+  }
   // The gradient is taken w.r.t. the explicitly padded input, then cropped. ATen reads
   // only the sizes of `input` for this gradient, so it is left uninitialised.
   const at::Tensor input = at::empty({n, c, h + pad.top + pad.bottom, w + pad.left + pad.right},
@@ -403,6 +418,18 @@ void unary(UnaryOp op, const at::Tensor& x, double alpha, OutputSlot& out) {
     default: throw std::invalid_argument("unknown unary op code " + std::to_string(static_cast<int>(op)));
   }
   out.deliver(y, x.sizes());
+}
+
+void pad(const at::Tensor& x, const std::vector<int64_t>& paddings, double value, OutputSlot& out,
+         const std::vector<int64_t>& outShape) {
+  // ATen lists the last axis first.
+  std::vector<int64_t> atenPad;
+  for (int64_t d = x.dim() - 1; d >= 0; d--) {
+    atenPad.push_back(paddings[2 * d]);
+    atenPad.push_back(paddings[2 * d + 1]);
+  }
+  out.arm();
+  out.deliver(at::constant_pad_nd(x, atenPad, value), outShape);
 }
 
 void tile(const at::Tensor& x, const std::vector<int64_t>& reps, OutputSlot& out, const std::vector<int64_t>& outShape) {

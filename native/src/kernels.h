@@ -77,6 +77,9 @@ void avgPoolGrad(const at::Tensor& dy, const at::Tensor& x, const PoolGeometry& 
 void binary(BinaryOp op, const at::Tensor& a, const at::Tensor& b, OutputSlot& out,
             const std::vector<int64_t>& outShape);
 void unary(UnaryOp op, const at::Tensor& x, double alpha, OutputSlot& out);
+/** tfjs's PadV2: `paddings` holds (before, after) per axis, filled with `value`. */
+void pad(const at::Tensor& x, const std::vector<int64_t>& paddings, double value, OutputSlot& out,
+         const std::vector<int64_t>& outShape);
 /** tfjs's Tile: x repeated reps[i] times along axis i. */
 void tile(const at::Tensor& x, const std::vector<int64_t>& reps, OutputSlot& out, const std::vector<int64_t>& outShape);
 void reduce(ReduceOp op, const at::Tensor& x, const std::vector<int64_t>& axes, OutputSlot& out,

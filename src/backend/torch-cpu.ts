@@ -41,6 +41,7 @@ interface Addon {
   unary(op: number, x: Float32Array, alpha: number, out: Float32Array): void;
   reduce(op: number, x: Float32Array, xShape: number[], axes: number[], out: Float32Array, outShape: number[]): void;
   tile(x: Float32Array, xShape: number[], reps: number[], out: Float32Array, outShape: number[]): void;
+  pad(x: Float32Array, xShape: number[], paddings: number[], value: number, out: Float32Array, outShape: number[]): void;
   concat(sources: ArrayBufferView[], chunkElements: number[], rows: number, out: ArrayBufferView): void;
   slice(x: ArrayBufferView, shape: number[], begin: number[], size: number[], out: ArrayBufferView): void;
   split(x: ArrayBufferView, chunkElements: number[], rows: number, outs: ArrayBufferView[]): void;
@@ -628,6 +629,17 @@ function reduction(kernelName: string): tf.KernelFunc {
   };
 }
 
+function padV2(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const backend = args.backend as TorchCpuBackend;
+  const { x } = args.inputs as Req<tf.PadV2Inputs>;
+  const { paddings, constantValue } = args.attrs as unknown as tf.PadV2Attrs;
+  const outShape = x.shape.map((d, i) => paddings[i][0] + d + paddings[i][1]);
+  if (!isFloat(x) || paddings.flat().some((p) => p < 0) || size(outShape) < MIN_NATIVE_ELEMENTS) return fallback(tf.PadV2, args);
+  const out = backend.floats(size(outShape));
+  nativeFor(tf.PadV2).pad(floatsOf(backend, x), x.shape, paddings.flat(), constantValue, out, outShape);
+  return output(backend, outShape, out);
+}
+
 function tile(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const backend = args.backend as TorchCpuBackend;
   const { x } = args.inputs as Req<tf.TileInputs>;
@@ -719,6 +731,7 @@ export function torchCpuKernels(): Array<{ name: string; kernelFunc: tf.KernelFu
     k(tf.Slice, slice),
     k(tf.SplitV, splitV),
     k(tf.Tile, tile),
+    k(tf.PadV2, padV2),
     k(MOMENTS, momentsKernel),
     k(BN_RELU, bnReluKernel),
     k(BN_RELU_GRAD, bnReluGradKernel),
@@ -730,6 +743,13 @@ export function torchCpuKernels(): Array<{ name: string; kernelFunc: tf.KernelFu
 
 let registered = false;
 
+/** Every cpu kernel torch-cpu does not replace runs unchanged on its (identical) tensor storage. */
+function copyCpuKernels(): void {
+  for (const config of tf.getKernelsForBackend('cpu')) {
+    if (!tf.getKernel(config.kernelName, TORCH_CPU)) tf.registerKernel({ ...config, backendName: TORCH_CPU });
+  }
+}
+
 /**
  * Registers the 'torch-cpu' backend with tfjs when the addon loads: the native kernels
  * above plus every other cpu kernel, unchanged. Returns whether it is available.
@@ -740,11 +760,10 @@ export function registerTorchCpuBackend(): boolean {
   for (const { name, kernelFunc } of torchCpuKernels()) {
     tf.registerKernel({ kernelName: name, backendName: TORCH_CPU, kernelFunc });
   }
-  for (const config of tf.getKernelsForBackend('cpu')) {
-    if (!tf.getKernel(config.kernelName, TORCH_CPU)) tf.registerKernel({ ...config, backendName: TORCH_CPU });
-  }
+  copyCpuKernels();
   // Priority below cpu's: tfjs never picks it on its own; backend.init() does.
   tf.registerBackend(TORCH_CPU, () => {
+    copyCpuKernels(); // including those registered for cpu since
     // Also when set with tf.setBackend directly; a bad DENSENET_THREADS is reported by init().
     try {
       setTorchCpuThreads(threadsFromEnv());

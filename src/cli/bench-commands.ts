@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import * as zoo from '../../zoo';
 import { MemoryBenchResult, ModeMeasurement, benchMemory, benchSpeed } from '../bench/memory';
 import { depthSweep } from '../bench/depth-sweep';
+import { formatPlan, parseBytes, planMemory } from '../plan/planner';
 import { lineChart, saveHtml } from '../viz';
 import { initBackend, parseInputShape, parsePositiveInt } from './zoo-commands';
 
@@ -103,5 +104,23 @@ export function registerBenchCommands(program: Command): void {
         xTitle: 'depth L', yTitle: 'peak tensor memory (MB)',
       }), path.join(opts.out, 'depth-sweep.html'));
       process.stdout.write((opts.json ? JSON.stringify(results, null, 2) : table) + '\n');
+    });
+}
+
+export function registerPlanCommand(program: Command): void {
+  program
+    .command('plan <name>')
+    .description('predict peak training memory (naive and efficient) from the architecture, and the largest batch that fits')
+    .option('--input <HxWxC>', 'input size', parseInputShape)
+    .option('--classes <n>', 'number of classes', parsePositiveInt('--classes'))
+    .option('--batch <n>', 'batch size to predict the peak for', parsePositiveInt('--batch'), 64)
+    .option('--budget <size>', 'memory budget, e.g. 8GB, 512MB, 2GiB', '8GB')
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, opts: { input?: [number, number, number]; classes?: number; batch: number; budget: string; json?: boolean }) => {
+      zoo.entry(name);
+      const budgetBytes = parseBytes(opts.budget);
+      await initBackend(program);
+      const p = await planMemory(name, { batch: opts.batch, budgetBytes, inputShape: opts.input, numClasses: opts.classes });
+      process.stdout.write((opts.json ? JSON.stringify(p, null, 2) : formatPlan(p)) + '\n');
     });
 }

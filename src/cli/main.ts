@@ -4,7 +4,7 @@
 import { Command } from 'commander';
 import { registerZooCommands } from './zoo-commands';
 import { registerTrainCommands } from './train-commands';
-import { registerBenchCommands } from './bench-commands';
+import { registerBenchCommands, registerPlanCommand } from './bench-commands';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -16,6 +16,7 @@ export function buildProgram(): Command {
   registerZooCommands(program);
   registerTrainCommands(program);
   registerBenchCommands(program);
+  registerPlanCommand(program);
   return program;
 }
 

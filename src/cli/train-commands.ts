@@ -56,6 +56,7 @@ interface TrainFlags {
   seed?: number;
   logEvery?: number;
   evalLimit?: number;
+  evalEvery?: number;
   evalSplit?: Split;
   checkpointEvery?: number;
   mosaicSize?: number;
@@ -79,7 +80,7 @@ function configOverrides(f: Partial<TrainFlags>): ConfigOverrides {
     epochs: f.epochs, maxSteps: f.maxSteps, batchSize: f.batch, lr: f.lr, optimizer: f.optimizer as TrainConfig['optimizer'],
     schedule: f.schedule as TrainConfig['schedule'], weightDecay: f.weightDecay, momentum: f.momentum, nesterov: f.nesterov,
     augment: f.augment, crop: f.crop, dropRate: f.dropRate, memoryEfficient: f.efficient, seed: f.seed, logEvery: f.logEvery,
-    evalLimit: f.evalLimit, checkpointEvery: f.checkpointEvery,
+    evalLimit: f.evalLimit, evalEvery: f.evalEvery, checkpointEvery: f.checkpointEvery,
   };
 }
 
@@ -184,6 +185,7 @@ function registerTrain(program: Command): void {
     .option('--seed <n>', 'seed of data order, augmentation and dropout', integer('--seed'))
     .option('--log-every <n>', 'progress line and metrics.jsonl entry every n steps', parsePositiveInt('--log-every'))
     .option('--eval-limit <n>', 'evaluate on the first n images only (quick runs)', parsePositiveInt('--eval-limit'))
+    .option('--eval-every <n>', 'also evaluate every n steps (besides every epoch and the end)', parsePositiveInt('--eval-every'))
     .addOption(new Option('--eval-split <split>', 'split evaluated after each epoch').choices(['test', 'val']))
     .option('--checkpoint-every <n>', 'also write the last checkpoint every n steps', parsePositiveInt('--checkpoint-every'))
     .option('--mosaic-size <n>', 'fashion-mosaics canvas side (multiple of 32, default 64)', parsePositiveInt('--mosaic-size'))

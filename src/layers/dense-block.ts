@@ -193,6 +193,8 @@ export class DenseBlock extends tf.layers.Layer {
     // Running gradient of every feature map of the block: input first, then each layer's new maps.
     const sizes = this.outputMode === 'all' ? [input.shape[3], ...created.map(() => k)] : created.map(() => k);
     const pieces = tf.split(dy, sizes, 3) as tf.Tensor4D[];
+    // tfjs would hold the incoming gradient until the whole backward pass ends; nothing reads it after this.
+    dy.dispose();
     const grads: Array<tf.Tensor4D | null> = this.outputMode === 'all' ? pieces : [null, ...pieces];
     const weightGrads: tf.Tensor[][] = new Array(L);
 
@@ -224,9 +226,8 @@ export class DenseBlock extends tf.layers.Layer {
       result.accumulated.forEach((g, j) => (grads[j] = g as tf.Tensor4D));
       weightGrads[l] = result.unitGrads;
     }
-    // tfjs would hold the incoming gradient and the saved tensors until the whole backward pass
-    // ends; nothing reads them after this op, so they go now.
-    tf.dispose([dy, ...saved]);
+    // Likewise the saved tensors: nothing reads them after this op.
+    tf.dispose(saved);
     return [grads[0]!, ...weightGrads.flat()];
   }
 

@@ -94,19 +94,19 @@ export class BarReporter implements Reporter {
 
   constructor(stream: NodeJS.WriteStream = process.stdout) {
     this.multi = new cliProgress.MultiBar({
-      stream, hideCursor: true, fps: 5, barsize: 24, forceRedraw: true,
-      format: 'epoch {epoch} |{bar}| step {value}/{total} loss {loss} acc {acc} {ips} img/s ETA {eta_text} {phase}',
+      stream, hideCursor: true, fps: 5, barsize: 12, forceRedraw: true,
+      // About 80 columns; during an evaluation its progress takes the place of the ETA.
+      format: 'epoch {epoch} |{bar}| step {value}/{total} loss {loss} acc {acc} {ips} img/s {eta_text}',
     });
   }
 
   private payload(r: StepReport | undefined, phase = '') {
     return {
       epoch: r ? `${r.epoch}/${formatEpochs(r.epochs)}` : '-',
-      loss: r ? r.loss.toFixed(4) : '-',
-      acc: r ? pct(r.accuracy) : '-',
-      ips: r ? r.imagesPerSecond.toFixed(1) : '-',
-      eta_text: r ? formatDuration(r.etaSeconds) : '?',
-      phase,
+      loss: r ? r.loss.toFixed(3) : '-',
+      acc: r ? `${(r.accuracy * 100).toFixed(1)}%` : '-',
+      ips: r ? r.imagesPerSecond.toFixed(r.imagesPerSecond < 10 ? 1 : 0) : '-',
+      eta_text: phase || `ETA ${r ? formatDuration(r.etaSeconds) : '?'}`,
     };
   }
 
@@ -120,7 +120,7 @@ export class BarReporter implements Reporter {
   }
 
   evalProgress(done: number, total: number): void {
-    this.bar?.update(this.payload(this.last, `(evaluating ${done}/${total})`));
+    this.bar?.update(this.payload(this.last, `evaluating ${done}/${total}`));
   }
 
   eval(r: EvalReport): void {

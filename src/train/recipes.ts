@@ -24,6 +24,8 @@ export interface TrainConfig extends OptimizerConfig, ScheduleConfig {
   logEvery: number;
   /** Evaluate on at most this many samples of the evaluation split. */
   evalLimit?: number;
+  /** Also evaluate (and checkpoint) every this many steps, besides every epoch and the end. */
+  evalEvery?: number;
   /** Evaluation batch size (default: the training batch size, at least 64 for classification). */
   evalBatchSize?: number;
   /** Also write the `last` checkpoint every this many steps (besides every epoch and the end). */
@@ -108,6 +110,7 @@ export function checkConfig(c: TrainConfig): void {
   positiveInt('log every', c.logEvery);
   positiveInt('eval limit', c.evalLimit, true);
   positiveInt('eval batch size', c.evalBatchSize, true);
+  positiveInt('eval every', c.evalEvery, true);
   positiveInt('checkpoint every', c.checkpointEvery, true);
   positiveInt('crop', c.crop, true);
   if (!Number.isSafeInteger(c.seed)) throw new Error(`seed must be an integer, got ${c.seed}`);

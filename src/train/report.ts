@@ -82,18 +82,17 @@ export function writeRunReport(runDir: string, opts: ReportOptions = {}): Report
     '## Result',
     '',
   ];
-  if (finalEval) {
-    const m = finalEval.metrics as Record<string, number>;
-    lines.push(`- ${state.data.evalSplit} split at the end of training (${finalEval.count} images): ` +
-      Object.entries(m).map(([k, v]) => `**${k} ${pct(v)}**`).join(', ') + `, loss ${(finalEval.loss as number).toFixed(4)}`);
-  }
-  if (state.best) lines.push(`- best ${state.best.metric}: ${pct(state.best.metrics[state.best.metric])} at step ${state.best.step} (checkpoint \`best/\`)`);
   if (opts.evaluation) {
     const e = opts.evaluation;
-    lines.push(`- independent evaluation of \`last/\` (\`densenet eval\`, ${e.split}, ${e.count} images): ` +
-      Object.entries(e.metrics).map(([k, v]) => `${k} ${pct(v)}`).join(', ') +
-      `${e.seconds !== undefined ? `, in ${formatDuration(e.seconds)}` : ''}`);
+    lines.push(`- **${e.split} split, ${e.count} images: ` + Object.entries(e.metrics).map(([k, v]) => `${k} ${pct(v)}`).join(', ') +
+      `**, loss ${e.loss.toFixed(4)} (\`densenet eval\` of the saved checkpoint \`last/\`${e.seconds !== undefined ? `, ${formatDuration(e.seconds)}` : ''})`);
   }
+  if (finalEval) {
+    const m = finalEval.metrics as Record<string, number>;
+    const text = Object.entries(m).map(([k, v]) => (opts.evaluation ? `${k} ${pct(v)}` : `**${k} ${pct(v)}**`)).join(', ');
+    lines.push(`- ${state.data.evalSplit} split at the end of training (${finalEval.count} images): ${text}, loss ${(finalEval.loss as number).toFixed(4)}`);
+  }
+  if (state.best) lines.push(`- best ${state.best.metric} during training: ${pct(state.best.metrics[state.best.metric])} at step ${state.best.step} (checkpoint \`best/\`)`);
   const ips = trainRecs.length ? trainRecs.reduce((s, r) => s + (r.imagesPerSecond as number), 0) / trainRecs.length : NaN;
   lines.push(
     `- time: ${formatDuration(state.trainSeconds)} wall clock for training and its evaluations` +

@@ -195,11 +195,12 @@ export class Trainer {
         batchSize: config.batchSize, seed: config.seed, epoch: this.position.epoch, startBatch: this.position.batch,
         augment: config.augment, ...this.cropOption(),
       });
+      // Step time counts reading the batch too, but not evaluations and checkpoints.
+      let tick = performance.now();
       for await (const batch of batches) {
-        const t0 = performance.now();
         const lr = learningRateAt(config, this.plan, this.position.step);
         const stats = await this.trainStep(batch, lr);
-        const seconds = (performance.now() - t0) / 1000;
+        const seconds = (performance.now() - tick) / 1000;
         this.position = { ...this.position, step: this.position.step + 1, batch: this.position.batch + 1 };
         this.saved = false;
         Object.assign(acc, {
@@ -227,14 +228,15 @@ export class Trainer {
         if (epochDone) {
           this.position = { ...this.position, epoch: this.position.epoch + 1, batch: 0 };
           await this.evaluateAndSave();
-        } else if (step === stopStep) {
-          await this.evaluateAndSave(); // --max-steps or a fractional --epochs ends mid-epoch
+        } else if (step === stopStep || (config.evalEvery && step % config.evalEvery === 0)) {
+          await this.evaluateAndSave(); // also where --max-steps or a fractional --epochs ends mid-epoch
         } else if ((config.checkpointEvery && step % config.checkpointEvery === 0) || this.stop.requested) {
           await this.saveLast();
         }
         if (this.stop.requested) return 'interrupted';
         if (step >= stopStep) return 'completed';
         if (epochDone) break;
+        tick = performance.now();
       }
     }
     return 'completed';

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The main job: on a fresh Debian/Ubuntu machine, a real training of a DenseNet-BC on
+# Fashion-MNIST in a few minutes (progress bar on a terminal), an evaluation of the saved
+# checkpoint on the whole test set, and a short report (accuracy, time, memory, learning curve,
+# confusion matrix) in runs/main-job/report.md.
+#
+# Settings (environment): OUT (run folder, default runs/main-job), FASHION_MNIST_DIR (default
+# /usr/share/datasets/fashion-mnist), DEPTH and GROWTH (DenseNet-BC variant, default 22 and 12),
+# EPOCHS (default 0.25 of an epoch: what a 2-core machine trains in a few minutes), BATCH (64),
+# LR (0.1), DENSENET_BACKEND (default: the fastest installed).
+# Run it again after Ctrl-C and it continues from the checkpoint; after a finished run it only
+# evaluates and reports again. Start over with: rm -rf runs/main-job
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${OUT:-runs/main-job}
+DATA=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
+DEPTH=${DEPTH:-22}
+GROWTH=${GROWTH:-12}
+EPOCHS=${EPOCHS:-0.25}
+BATCH=${BATCH:-64}
+LR=${LR:-0.1}
+MODEL=densenet-bc-100-k12
+CLI=(node dist/src/cli/main.js)
+
+have_data() {
+  [ -e "$DATA/train-images-idx3-ubyte.gz" ] || [ -e "$DATA/train-images-idx3-ubyte" ]
+}
+
+# 1. The dataset: Debian's package, installed here when we may; otherwise say exactly what to do.
+if ! have_data; then
+  if [ "$DATA" = /usr/share/datasets/fashion-mnist ] && [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+    echo "main job: installing the Fashion-MNIST dataset (apt-get install dataset-fashion-mnist)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq dataset-fashion-mnist > /dev/null 2>&1 || {
+      apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist > /dev/null
+    }
+  fi
+fi
+if ! have_data; then
+  {
+    echo "main job: Fashion-MNIST is not in $DATA."
+    PUT="Put"
+    if [ "$DATA" = /usr/share/datasets/fashion-mnist ]; then
+      echo "  On Debian/Ubuntu, install it:  sudo apt-get install dataset-fashion-mnist"
+      echo "  and run this script again."
+      PUT="Elsewhere, put"
+    fi
+    echo "  $PUT the four files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,"
+    echo "  t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (from"
+    echo "  https://github.com/zalandoresearch/fashion-mnist, data/fashion/) in a folder DIR and run:"
+    echo "  FASHION_MNIST_DIR=DIR bash scripts/main-job.sh"
+  } >&2
+  exit 1
+fi
+
+# 2. The build (npm ci builds through `prepare`; this covers a checkout where it did not run).
+if [ ! -e dist/src/cli/main.js ]; then
+  echo "main job: building (npm run build)"
+  npm run build --silent
+fi
+
+# 3. Train. A run folder with a checkpoint is continued (or, when finished, left as it is).
+RESUME=()
+if [ -e "$OUT/last/checkpoint.json" ] || [ -e "$OUT/last.old/checkpoint.json" ]; then
+  RESUME=(--resume)
+  echo "main job: $OUT holds a run; continuing it"
+fi
+TRAIN=("${CLI[@]}" train "$MODEL" --depth "$DEPTH" --growth "$GROWTH" --dataset fashion-mnist --data "$DATA"
+  --recipe densenet-cifar --schedule cosine --epochs "$EPOCHS" --batch "$BATCH" --lr "$LR" --eval-limit 2000
+  --log-every 20 --out "$OUT")
+"${TRAIN[@]}" "${RESUME[@]}"
+
+# 4. Evaluate the saved checkpoint on the whole test set, from disk.
+EVAL=("${CLI[@]}" eval "$MODEL" --weights "$OUT/last" --dataset fashion-mnist --data "$DATA" --json)
+"${EVAL[@]}" > "$OUT/eval.json"
+
+# 5. The report.
+"${CLI[@]}" report "$OUT" --eval "$OUT/eval.json" \
+  --title "Main job: DenseNet-BC (depth $DEPTH, k $GROWTH) on Fashion-MNIST" \
+  --command "${TRAIN[*]}" "${EVAL[*]} > $OUT/eval.json" "node dist/src/cli/main.js report $OUT --eval $OUT/eval.json"
+node -e '
+  const e = require(process.argv[1]);
+  console.log(`main job: test accuracy ${(e.metrics.top1 * 100).toFixed(2)}% (top-5 ${(e.metrics.top5 * 100).toFixed(2)}%) on ${e.count} test images; report: ${process.argv[2]}`);
+' "$(pwd)/$OUT/eval.json" "$OUT/report.md"
