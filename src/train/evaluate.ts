@@ -45,8 +45,15 @@ export function primaryMetric(task: 'classification' | 'segmentation'): string {
  */
 export class ModelForShape {
   private readonly copies = new Map<string, tf.LayersModel>();
+  /** Copies whose weights are the trained model's current ones. */
+  private readonly current = new Set<string>();
 
   constructor(private readonly model: tf.LayersModel, private readonly spec: ModelSpec) {}
+
+  /** The trained weights have changed: copies take them again on their next use. */
+  invalidate(): void {
+    this.current.clear();
+  }
 
   get(shape: [number, number, number]): tf.LayersModel {
     const own = (this.model.inputs[0].shape as number[]).slice(1);
@@ -57,11 +64,15 @@ export class ModelForShape {
       copy = buildModel({ ...this.spec, memoryEfficient: false }, shape);
       this.copies.set(key, copy);
     }
-    copy.setWeights(this.model.getWeights());
+    if (!this.current.has(key)) {
+      copy.setWeights(this.model.getWeights());
+      this.current.add(key);
+    }
     return copy;
   }
 
   dispose(): void {
+    this.current.clear();
     for (const m of this.copies.values()) m.dispose();
     this.copies.clear();
   }
@@ -73,6 +84,7 @@ export async function evaluate(models: ModelForShape, dataset: Dataset, opts: Ev
     batchSize: opts.batchSize, limit: opts.limit, shuffle: false, augment: false,
     ...(segmentation ? { padToMultiple: SEGMENTATION_MULTIPLE } : {}),
   };
+  models.invalidate();
   const total = dataset.numBatches(opts.split, batchOpts);
   const cls = segmentation ? undefined : new ClassificationMeter(dataset.numClasses);
   const seg = segmentation ? new SegmentationMeter(dataset.numClasses, dataset.ignoreLabel) : undefined;
