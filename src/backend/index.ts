@@ -151,3 +151,7 @@ export async function init(requested?: string, options: InitOptions = {}): Promi
 export async function ensure(): Promise<BackendChoice> {
   return active && tf.getBackend() === active.tfjsName ? active : init();
 }
+
+// The optional native backend joins the list only after the list exists (torch-cpu.ts imports this module).
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+(require('./torch-cpu') as typeof import('./torch-cpu')).registerTorchCpuCandidate();
