@@ -6,5 +6,13 @@ import * as zoo from '../zoo';
 import * as weights from './weights';
 import * as data from './data';
 import { summarize, formatSummary, blockChannels } from './models/summary';
+import { buildDenseNet } from './models/densenet';
+import { buildFCDenseNet } from './models/fc-densenet';
+import { planMemory, formatPlan } from './plan/planner';
+import { benchMemory, benchSpeed, measureMode } from './bench/memory';
+import { depthSweep, densenetBC } from './bench/depth-sweep';
 
-export { tf, backend, zoo, weights, data, summarize, formatSummary, blockChannels };
+export {
+  tf, backend, zoo, weights, data, summarize, formatSummary, blockChannels, buildDenseNet, buildFCDenseNet,
+  planMemory, formatPlan, benchMemory, benchSpeed, measureMode, depthSweep, densenetBC,
+};

@@ -25,10 +25,19 @@ for (const [name, inputShape, batch] of CASES) {
     }
     assert.ok(plan.efficient.bytesPerImage < plan.naive.bytesPerImage);
     assert.ok(plan.efficient.maxBatch >= plan.naive.maxBatch);
-    const fits = plan.efficient.fixedBytes + plan.efficient.maxBatch * plan.efficient.bytesPerImage;
-    assert.ok(fits <= 1e9 && fits + plan.efficient.bytesPerImage > 1e9, 'maxBatch is the largest batch within the budget');
+    const atMax = await planMemory(name, { batch: plan.efficient.maxBatch, budgetBytes: 1e9, inputShape });
+    assert.ok(atMax.efficient.peakBytes <= 1e9, 'the largest batch fits the budget');
   });
 }
+
+test('the budget check holds where the weight update, not the activations, sets the peak at small batches', async () => {
+  await init('wasm', { log: null });
+  // Wide non-BC model: 27M parameters, small activations at 8x8.
+  const plan = await planMemory('densenet-100-k24', { batch: 1, budgetBytes: 2e9, inputShape: [8, 8, 3] });
+  const atMax = await planMemory('densenet-100-k24', { batch: plan.efficient.maxBatch, budgetBytes: 2e9, inputShape: [8, 8, 3] });
+  assert.ok(plan.efficient.maxBatch > 0 && atMax.efficient.peakBytes <= 2e9);
+  assert.ok(plan.efficient.peakBytes > plan.efficient.fixedBytes, 'batch 1 peak includes the update');
+});
 
 test('budget sizes parse with units, and bad ones are clear errors', () => {
   assert.equal(parseBytes('8GB'), 8e9);

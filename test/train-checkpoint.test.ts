@@ -46,6 +46,10 @@ test('an uninterrupted CLI run to step 6 (the reference)', () => {
   assert.match(r.stdout, /eval test at step 6/);
   assert.equal(readCheckpointState(out).state.position.step, 6);
   reference = checkpointWeights(join(out, 'last'));
+  const again = runCli(trainArgs(out, ['--resume']));
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /the run is already at step 6; nothing to do/);
+  assert.deepEqual(differingWeights(checkpointWeights(join(out, 'last')), reference), []);
 });
 
 for (const stage of ['writing', 'swapping'] as const) {

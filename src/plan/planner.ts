@@ -1,8 +1,9 @@
 // The memory planner: peak training memory of the naive and memory-efficient modes,
 // predicted from the architecture by running the real training step on data-less
 // tensors (see dry-run-backend.ts), and the largest batch that fits a budget.
-// Activation memory is linear in the batch, so two dry runs (batch 1 and 2) give
-// peak(B) = fixed + B * perImage exactly.
+// Activation memory is linear in the batch; at small batches the peak may instead be the
+// weight update's, so the slope comes from two large batches, the requested batch gets a
+// dry run of its own, and the largest batch for the budget is checked by one more.
 import * as tf from '../tf';
 import { ModelFactory, measureMode, zooFactory } from '../bench/memory';
 import { DRY_RUN, registerDryRunBackend } from './dry-run-backend';
@@ -47,17 +48,18 @@ async function dryRunPeak(make: ModelFactory, memoryEfficient: boolean, batch: n
   return (await measureMode(make, memoryEfficient, { batch, steps: 1 })).peakBytes;
 }
 
+const SLOPE_BATCHES: [number, number] = [64, 128];
+
 async function planMode(make: ModelFactory, memoryEfficient: boolean, options: PlanOptions): Promise<ModePlan> {
-  const one = await dryRunPeak(make, memoryEfficient, 1);
-  const two = await dryRunPeak(make, memoryEfficient, 2);
-  const bytesPerImage = two - one;
-  const fixedBytes = one - bytesPerImage;
-  return {
-    fixedBytes,
-    bytesPerImage,
-    peakBytes: fixedBytes + options.batch * bytesPerImage,
-    maxBatch: Math.max(0, Math.floor((options.budgetBytes - fixedBytes) / bytesPerImage)),
-  };
+  const peakAt = (batch: number) => dryRunPeak(make, memoryEfficient, batch);
+  const [b1, b2] = SLOPE_BATCHES;
+  const [p1, p2] = [await peakAt(b1), await peakAt(b2)];
+  const bytesPerImage = (p2 - p1) / (b2 - b1);
+  const fixedBytes = p1 - b1 * bytesPerImage;
+  let maxBatch = Math.max(0, Math.floor((options.budgetBytes - fixedBytes) / bytesPerImage));
+  // Below the linear regime the update's peak may dominate: confirm the estimate, step down if needed.
+  while (maxBatch > 0 && (await peakAt(maxBatch)) > options.budgetBytes) maxBatch = Math.floor(maxBatch * 0.9);
+  return { fixedBytes, bytesPerImage, peakBytes: await peakAt(options.batch), maxBatch };
 }
 
 /** Predicts both modes' peak memory; runs on the dry-run backend and restores the active one. */

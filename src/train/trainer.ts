@@ -167,6 +167,11 @@ export class Trainer {
     this.reporter.note(`training ${describeSpec(this.opts.model)}, ${countTrainableParams(this.model).toLocaleString('en-US')} parameters, on ${dataset.name}: ${this.plan.stepsPerEpoch} steps per epoch, ` +
       `stopping at step ${stopStep} (${config.recipe} recipe, ${config.optimizer}, lr ${config.lr}, batch ${config.batchSize})` +
       (this.opts.resume ? `; resuming at step ${this.position.step}` : ''));
+    if (this.position.step >= stopStep && this.lastEval?.step === this.position.step) {
+      this.reporter.note(`the run is already at step ${this.position.step}; nothing to do`);
+      this.reporter.stop();
+      return this.result('completed');
+    }
     this.reporter.start(this.position.step, stopStep);
     try {
       const status = await this.loop();
