@@ -5,6 +5,7 @@ import * as backend from './backend';
 import * as zoo from '../zoo';
 import * as weights from './weights';
 import * as data from './data';
+import * as train from './train';
 import { summarize, formatSummary, blockChannels } from './models/summary';
 import { buildDenseNet } from './models/densenet';
 import { buildFCDenseNet } from './models/fc-densenet';
@@ -13,6 +14,6 @@ import { benchMemory, benchSpeed, measureMode } from './bench/memory';
 import { depthSweep, densenetBC } from './bench/depth-sweep';
 
 export {
-  tf, backend, zoo, weights, data, summarize, formatSummary, blockChannels, buildDenseNet, buildFCDenseNet,
+  tf, backend, zoo, weights, data, train, summarize, formatSummary, blockChannels, buildDenseNet, buildFCDenseNet,
   planMemory, formatPlan, benchMemory, benchSpeed, measureMode, depthSweep, densenetBC,
 };

@@ -76,7 +76,7 @@ export function writeRunReport(runDir: string, opts: ReportOptions = {}): Report
     `Recipe: ${cfg.recipe} (${cfg.optimizer}${cfg.optimizer === 'sgd' ? `, momentum ${cfg.momentum}${cfg.nesterov ? ' Nesterov' : ''}` : ''}, ` +
       `lr ${cfg.lr} with ${cfg.schedule} schedule, weight decay ${cfg.weightDecay} on ${cfg.weightDecayScope === 'all' ? 'all weights' : 'conv/dense kernels'}, ` +
       `batch ${cfg.batchSize}, ${cfg.augment ? 'augmentation on' : 'no augmentation'}, seed ${cfg.seed}).`,
-    `Training: ${state.position.step} steps of ${state.totalSteps} planned (${cfg.epochs} epochs of ${state.stepsPerEpoch} steps` +
+    `Training: ${state.position.step} steps of ${state.totalSteps} planned (${cfg.epochs} epoch${cfg.epochs === 1 ? '' : 's'} of ${state.stepsPerEpoch} steps` +
       `${cfg.maxSteps ? `, stopped at --max-steps ${cfg.maxSteps}` : ''}), ${(state.position.step * cfg.batchSize).toLocaleString('en-US')} images seen.`,
     '',
     '## Result',
