@@ -108,27 +108,33 @@ export interface SpeedBenchResult {
   backend: string;
   memoryEfficient: boolean;
   steps: number;
-  trainImagesPerSec: number;
+  /** Absent when training was not measured (`train: false`). */
+  trainImagesPerSec?: number;
   inferenceImagesPerSec: number;
+  inferenceMsPerBatch: number;
 }
 
-export async function benchSpeed(name: string, options: BenchOptions & { memoryEfficient?: boolean }): Promise<SpeedBenchResult> {
+export async function benchSpeed(name: string, options: BenchOptions & { memoryEfficient?: boolean; train?: boolean }): Promise<SpeedBenchResult> {
   const memoryEfficient = options.memoryEfficient ?? false;
   const model = zoo.create(name, { inputShape: options.inputShape, numClasses: options.numClasses, memoryEfficient });
   const harness = trainingHarness(model, options.batch);
   const steps = options.steps ?? 3;
   try {
-    harness.step();
-    let start = now();
-    for (let i = 0; i < steps; i++) harness.step();
-    const trainMs = (now() - start) / steps;
+    let trainMs: number | undefined;
+    if (options.train ?? true) {
+      harness.step();
+      const t0 = now();
+      for (let i = 0; i < steps; i++) harness.step();
+      trainMs = (now() - t0) / steps;
+    }
     harness.predict();
-    start = now();
+    const start = now();
     for (let i = 0; i < steps; i++) harness.predict();
     const inferMs = (now() - start) / steps;
     return {
       model: name, batch: options.batch, input: (model.inputs[0].shape as number[]).slice(1), backend: tf.getBackend(),
-      memoryEfficient, steps, trainImagesPerSec: (1000 * options.batch) / trainMs, inferenceImagesPerSec: (1000 * options.batch) / inferMs,
+      memoryEfficient, steps, ...(trainMs === undefined ? {} : { trainImagesPerSec: (1000 * options.batch) / trainMs }),
+      inferenceImagesPerSec: (1000 * options.batch) / inferMs, inferenceMsPerBatch: inferMs,
     };
   } finally {
     harness.dispose();

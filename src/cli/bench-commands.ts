@@ -65,14 +65,16 @@ export function registerBenchCommands(program: Command): void {
     .option('--steps <n>', 'timed steps', parsePositiveInt('--steps'), 3)
     .option('--input <HxWxC>', 'input size', parseInputShape)
     .option('--efficient', 'memory-efficient mode')
+    .option('--no-train', 'measure inference only')
     .option('--json', 'machine-readable output')
-    .action(async (name: string, opts: { batch: number; steps: number; input?: [number, number, number]; efficient?: boolean; json?: boolean }) => {
+    .action(async (name: string, opts: { batch: number; steps: number; input?: [number, number, number]; efficient?: boolean; train: boolean; json?: boolean }) => {
       zoo.entry(name);
       await initBackend(program);
-      const r = await benchSpeed(name, { batch: opts.batch, steps: opts.steps, inputShape: opts.input, memoryEfficient: !!opts.efficient });
+      const r = await benchSpeed(name, { batch: opts.batch, steps: opts.steps, inputShape: opts.input, memoryEfficient: !!opts.efficient, train: opts.train });
+      const train = r.trainImagesPerSec === undefined ? '' : `train ${r.trainImagesPerSec.toFixed(2)} images/s, `;
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2)
         : `${r.model} batch ${r.batch} ${r.input.join('x')} on ${r.backend}${r.memoryEfficient ? ' (efficient)' : ''}: ` +
-          `train ${r.trainImagesPerSec.toFixed(2)} images/s, inference ${r.inferenceImagesPerSec.toFixed(2)} images/s`) + '\n');
+          `${train}inference ${r.inferenceImagesPerSec.toFixed(2)} images/s (${r.inferenceMsPerBatch.toFixed(0)} ms per batch)`) + '\n');
     });
 
   bench
