@@ -12,6 +12,7 @@ import {
   MOMENTS, TORCH_CPU, nativeCallCounts, registerTorchCpuCandidate, threadsFromEnv, torchCpuInfo,
 } from '../src/backend/torch-cpu';
 import { BN_RELU, BN_RELU_GRAD } from '../src/core/fused-kernels';
+import { maxRelativeErrorOf } from './helpers';
 
 registerTorchCpuCandidate();
 const info = torchCpuInfo();
@@ -55,15 +56,6 @@ function runOn(backend: string, run: Run): { shape: number[]; values: Float32Arr
   });
 }
 
-function relativeError(got: Float32Array, want: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-    scale = Math.max(scale, Math.abs(want[i]));
-  }
-  return scale === 0 ? diff : diff / scale;
-}
 
 /** Runs `run` on cpu and torch-cpu; outputs must agree, and `kernel` must have run natively. */
 function expectSame(label: string, kernel: string | string[], run: Run): void {
@@ -79,7 +71,7 @@ function expectSame(label: string, kernel: string | string[], run: Run): void {
   got.forEach((g, i) => {
     assert.deepEqual(g.shape, want[i].shape, `${label}: shape of output ${i}`);
     assert.equal(g.dtype, want[i].dtype, `${label}: dtype of output ${i}`);
-    const err = relativeError(g.values, want[i].values);
+    const err = maxRelativeErrorOf(g.values, want[i].values);
     assert.ok(err < TOLERANCE, `${label}: output ${i} relative error ${err.toExponential(2)} >= ${TOLERANCE}`);
   });
 }

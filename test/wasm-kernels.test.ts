@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
 import { registerWasmGradientKernels, unregisterWasmGradientKernels } from '../src/backend/wasm-kernels';
+import { maxRelativeErrorOf } from './helpers';
 
 const TOLERANCE = 1e-4;
 
@@ -37,16 +38,6 @@ async function runOn(backend: 'cpu' | 'wasm', f: () => tf.Tensor | tf.Tensor[]):
   return result;
 }
 
-/** max |wasm - cpu| / max |cpu| */
-function relativeError(ref: Float32Array, got: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs(ref[i] - got[i]));
-    scale = Math.max(scale, Math.abs(ref[i]));
-  }
-  return diff / Math.max(scale, 1e-6);
-}
 
 /** Computes `f` on cpu and on wasm and asserts the outputs agree. */
 async function assertWasmMatchesCpu(label: string, f: () => tf.Tensor | tf.Tensor[]): Promise<void> {
@@ -55,7 +46,7 @@ async function assertWasmMatchesCpu(label: string, f: () => tf.Tensor | tf.Tenso
   assert.deepEqual(wasm.shapes, cpu.shapes, `${label}: output shapes`);
   cpu.values.forEach((ref, i) => {
     assert.ok(!ref.some(Number.isNaN), `${label}: cpu output ${i} has NaN`);
-    const err = relativeError(ref, wasm.values[i]);
+    const err = maxRelativeErrorOf(wasm.values[i], ref, 1e-6);
     assert.ok(err < TOLERANCE, `${label}: output ${i} [${cpu.shapes[i]}] differs from cpu, relative error ${err.toExponential(2)}`);
   });
 }

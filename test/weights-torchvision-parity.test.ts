@@ -2,27 +2,17 @@
 // (scripts/make-torchvision-fixtures.py): same weights and input -> same logits within 1e-4.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fsp } from 'fs';
 import * as path from 'path';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
 import { buildDenseNet, DenseNetArch } from '../src/models/densenet';
 import { readSafetensors } from '../src/weights/safetensors';
 import { exportTorchvisionStateDict, loadTorchvisionSafetensors } from '../src/weights/torchvision';
+import { FIXTURES, TinyDensenetFixture, readTinyDensenetFixture } from './helpers';
 
-const FIXTURES = path.resolve(__dirname, '../../test/fixtures');
 
-interface FixtureConfig {
-  growth_rate: number;
-  block_config: number[];
-  num_init_features: number;
-  bn_size: number;
-  num_classes: number;
-  input_hwc: [number, number, number];
-  trainable_params: number;
-}
 
-let cfg: FixtureConfig;
+let cfg: TinyDensenetFixture;
 
 function build(overrides: { numClasses?: number } = {}): tf.LayersModel {
   const arch: DenseNetArch = {
@@ -35,7 +25,7 @@ function build(overrides: { numClasses?: number } = {}): tf.LayersModel {
 }
 
 before(async () => {
-  cfg = JSON.parse(await fsp.readFile(path.join(FIXTURES, 'tiny-densenet.json'), 'utf8'));
+  cfg = await readTinyDensenetFixture();
 });
 
 for (const backend of ['cpu', 'wasm']) {

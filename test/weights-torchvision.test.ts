@@ -12,26 +12,17 @@ import {
   WeightsMismatchError,
 } from '../src/weights/torchvision';
 import { randomiseWeights, seededValues, tinyDenseNet, TinyDenseNetConfig } from './weights-tiny-model';
+import { FIXTURES, TinyDensenetFixture, readTinyDensenetFixture } from './helpers';
 
-const FIXTURES = path.resolve(__dirname, '../../test/fixtures');
 const WEIGHTS = path.join(FIXTURES, 'tiny-densenet.safetensors');
 
-interface FixtureConfig {
-  growth_rate: number;
-  block_config: number[];
-  num_init_features: number;
-  bn_size: number;
-  num_classes: number;
-  input_hwc: [number, number, number];
-  state_dict_tensors: number;
-}
 
-let fixture: FixtureConfig;
+let fixture: TinyDensenetFixture;
 let weights: SafetensorsFile;
 
 before(async () => {
   await init('cpu', { log: null });
-  fixture = JSON.parse(await fsp.readFile(path.join(FIXTURES, 'tiny-densenet.json'), 'utf8'));
+  fixture = await readTinyDensenetFixture();
   weights = await readSafetensors(WEIGHTS);
 });
 

@@ -219,9 +219,9 @@ export class DenseBlock extends tf.layers.Layer {
         const accumulated = dFeatures.map((g, j) => (grads[j] ? tf.add(grads[j]!, g) : g));
         return { accumulated, unitGrads: unitGrads.flat() };
       });
-      // Free what this layer no longer needs: its incoming gradient, the superseded sums, its naive-mode intermediates.
+      // Free what this layer no longer needs: its incoming gradient and the superseded sums
+      // (its unit inputs and activations went inside the loop).
       tf.dispose([dOut, ...grads.slice(0, l + 1).filter((g): g is tf.Tensor4D => g !== null)]);
-      tf.dispose([...(records[l].unitInputs ?? []), ...(records[l].activations ?? [])]);
       grads[l + 1] = null;
       result.accumulated.forEach((g, j) => (grads[j] = g as tf.Tensor4D));
       weightGrads[l] = result.unitGrads;
