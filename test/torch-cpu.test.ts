@@ -300,6 +300,13 @@ test('binary ops, same shape and broadcast over channels', { skip }, () => {
   }
 });
 
+test('float32 tensors cast from bool or int32 (which share the integer array) run natively', { skip }, () => {
+  const x = data([4, 8, 8, 12]);
+  // A dropout mask, as dense layers build it in training.
+  expectSame('div of a cast bool', tf.RealDiv, () => tf.div(tf.cast(tf.greaterEqual(t(x), 0.2), 'float32'), 0.8));
+  expectSame('mul by a cast int32', tf.Multiply, () => tf.mul(t(x), tf.reshape(tf.cast(tf.range(0, 4 * 8 * 8 * 12, 1, 'int32'), 'float32'), x.shape)));
+});
+
 test('unary ops', { skip }, () => {
   const x = data([4, 8, 8, 12], -8, 8);
   expectSame('relu', tf.Relu, () => tf.relu(t(x)));

@@ -305,7 +305,9 @@ function valuesOf(backend: TorchCpuBackend, t: tf.TensorInfo): Values {
 }
 
 function floatsOf(backend: TorchCpuBackend, t: tf.TensorInfo): Float32Array {
-  return valuesOf(backend, t) as Float32Array;
+  const values = valuesOf(backend, t);
+  // The cpu kernels' lossless Cast (bool or int32 to float32) shares the source's integer array.
+  return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
 }
 
 function isFloat(...ts: Array<tf.TensorInfo | undefined | null>): boolean {
