@@ -22,14 +22,14 @@ export function machine(): string {
   return `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;
 }
 
-export async function writeResultAsync(name: string, r: ExperimentResult): Promise<void> {
-  fs.mkdirSync(RESULTS_DIR, { recursive: true });
+export async function writeResultAsync(name: string, r: ExperimentResult, dir = RESULTS_DIR): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
   const record = { experiment: name, date: new Date().toISOString(), machine: machine(), ...r };
-  await writeFileAtomic(path.join(RESULTS_DIR, `${name}.json`), JSON.stringify(record, null, 2) + '\n');
+  await writeFileAtomic(path.join(dir, `${name}.json`), JSON.stringify(record, null, 2) + '\n');
   const md = `# ${name}\n\n${r.table}\n\n_${record.command} — ${record.backend}, ${record.machine}, ${record.date}, ` +
     `${r.wallSeconds.toFixed(1)} s${r.seed === null ? '' : `, seed ${r.seed}`}._${r.notes ? `\n\n${r.notes}` : ''}\n`;
-  await writeFileAtomic(path.join(RESULTS_DIR, `${name}.md`), md);
-  process.stdout.write(`${r.table}\n\nwrote ${path.join(RESULTS_DIR, `${name}.json`)}\n`);
+  await writeFileAtomic(path.join(dir, `${name}.md`), md);
+  process.stdout.write(`${r.table}\n\nwrote ${path.join(dir, `${name}.json`)}\n`);
 }
 
 export function writeResult(name: string, r: ExperimentResult): void {

@@ -24,10 +24,39 @@ export interface WeightsSource {
   inChannels: number;
   /** Input the weights were trained at, when it differs from the record's. */
   inputShape?: [number, number, number];
+  /** sha256 of the file (safetensors) or of the weight data a model.json points at (tfjs), checked on load. */
   sha256?: string;
+  /** Preprocessing the weights expect on [0, 1] pixels, when it differs from the record's. */
+  normalization?: { mean: number[]; std: number[] };
+  /** Class names of the weights' head, when they differ from the record's. */
+  classNames?: string[];
+  /** The project's own weights: where they come from and how well they do. */
+  training?: TrainingProvenance;
   metrics?: Record<string, number>;
   /** How the weights were made (for the project's own). */
   command?: string;
+}
+
+export interface TrainingProvenance {
+  dataset: string;
+  /** Dataset options that define the data (e.g. the mosaics' size and counts). */
+  datasetOptions?: Record<string, unknown>;
+  recipe: string;
+  /** Settings that differ from the recipe (epochs, schedule, batch...). */
+  config: Record<string, unknown>;
+  steps: number;
+  epochs: number;
+  backend: string;
+  trainSeconds: number;
+  /** Split and number of images the metrics were measured on. */
+  evaluation: { split: string; count: number };
+  /** The experiment script that made and checks them. */
+  experiment: string;
+}
+
+/** One record of weights/manifest.json: weights the project trained itself, for a zoo model. */
+export interface ShippedWeights extends WeightsSource {
+  model: string;
 }
 
 export interface ZooEntry {

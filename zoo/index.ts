@@ -1,6 +1,4 @@
 // The public zoo: list the models, create one from its record, load one with weights.
-import * as crypto from 'crypto';
-import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '../src/tf';
 import { loadTfjsWeights } from '../src/weights/tfjs-weights';
@@ -9,6 +7,7 @@ import { buildDenseNet, DenseNetArch } from '../src/models/densenet';
 import { buildFCDenseNet, FCDenseNetArch } from '../src/models/fc-densenet';
 import { InputShape } from '../src/models/common';
 import { WeightsSource, ZOO, ZooEntry } from './configs';
+import { PACKAGE_ROOT, readManifest, verifyWeights } from './shipped-weights';
 
 export * from './configs';
 
@@ -30,10 +29,23 @@ export function list(): string[] {
   return ZOO.map((e) => e.name);
 }
 
+let shipped: Map<string, WeightsSource[]> | undefined;
+
+/** The project's own weights (weights/manifest.json) by model, read once. */
+function shippedWeights(name: string): WeightsSource[] {
+  if (!shipped) {
+    shipped = new Map();
+    for (const { model, ...source } of readManifest()) shipped.set(model, [...(shipped.get(model) ?? []), source]);
+  }
+  return shipped.get(name) ?? [];
+}
+
+/** The record of `name`, its weights including the ones the project ships. */
 export function entry(name: string): ZooEntry {
   const found = ZOO.find((e) => e.name === name);
   if (!found) throw new Error(`unknown model '${name}'; the zoo has: ${list().join(', ')}`);
-  return found;
+  const own = shippedWeights(name);
+  return own.length ? { ...found, weights: [...found.weights, ...own] } : found;
 }
 
 /** The architecture of `name` with the options' overrides applied. */
@@ -95,9 +107,6 @@ export interface LoadOptions extends CreateOptions {
   weights?: string;
 }
 
-/** Where the package's own files live (shipped weights), from dist/zoo or zoo. */
-const PACKAGE_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
-
 /** The record's weights source for a tag, or a source described by a path/URL. */
 export function resolveWeights(name: string, weights: string): WeightsSource {
   const e = entry(name);
@@ -116,11 +125,6 @@ export function resolveWeights(name: string, weights: string): WeightsSource {
   return { tag: weights, description: 'user weights', url: weights, format, numClasses: NaN, inChannels: NaN };
 }
 
-async function checkSha256(file: string, expected: string): Promise<void> {
-  const digest = crypto.createHash('sha256').update(await fs.promises.readFile(file)).digest('hex');
-  if (digest !== expected) throw new Error(`${file}: sha256 ${digest} does not match the zoo's ${expected}; the file is damaged or replaced`);
-}
-
 /** Builds `name` and loads weights into it (see LoadOptions). Without `weights`, the same as `create`. */
 export async function load(name: string, options: LoadOptions = {}): Promise<tf.LayersModel> {
   const e = entry(name);
@@ -132,7 +136,7 @@ export async function load(name: string, options: LoadOptions = {}): Promise<tf.
     numClasses: options.numClasses ?? known(source.numClasses),
     inputShape: options.inputShape ?? source.inputShape,
   });
-  if (source.sha256 && !/^https?:\/\//i.test(source.url)) await checkSha256(source.url, source.sha256);
+  if (source.sha256 && !/^https?:\/\//i.test(source.url)) verifyWeights(source);
   const numClasses = options.numClasses ?? known(source.numClasses);
   const weightOptions = {
     skipClassifier: known(source.numClasses) !== undefined && numClasses !== source.numClasses ? true : ('auto' as const),

@@ -266,7 +266,13 @@ async function evalCheckpoint(name: string, flags: EvalFlags): Promise<{ result:
 }
 
 async function evalZooWeights(name: string, flags: EvalFlags): Promise<{ result: EvalResult; spec: ModelSpec }> {
-  const dataset = openDataset(flags.dataset, { dir: flags.data });
+  // The project's own weights say how their data was normalised and, for generated sets, made.
+  const source = zoo.resolveWeights(name, flags.weights);
+  const sameData = source.training?.dataset === flags.dataset;
+  const dataset = openDataset(flags.dataset, {
+    dir: flags.data, normalization: source.normalization,
+    mosaic: sameData ? (source.training?.datasetOptions as MosaicOptions | undefined) : undefined,
+  });
   const spec = specForDataset(name, dataset);
   const model = await zoo.load(name, { weights: flags.weights, inputShape: spec.inputShape, numClasses: spec.numClasses });
   const models = new ModelForShape(model, spec);

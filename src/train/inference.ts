@@ -48,9 +48,13 @@ export function predictorFor(name: string, weights?: string): Predictor {
       },
     };
   }
+  // A weight tag may carry its own input, normalisation and classes (the project's trained weights);
+  // weights trained at their own input size saw whole images, resized without a crop.
+  const tagged = weights ? e.weights.find((w) => w.tag === weights) : undefined;
   return {
-    task: e.task, inputShape: e.input.shape, mean: e.input.mean, std: e.input.std, resize: e.input.resize,
-    classNames: names(e, e.numClasses),
+    task: e.task, inputShape: tagged?.inputShape ?? e.input.shape, mean: tagged?.normalization?.mean ?? e.input.mean,
+    std: tagged?.normalization?.std ?? e.input.std, resize: tagged?.inputShape ? undefined : e.input.resize,
+    classNames: tagged?.classNames ?? names(e, e.numClasses),
     // Without a size, the weights' own input size (a record may say it differs from the model's default).
     model: (shape) => zoo.load(name, shape ? { weights, inputShape: shape } : { weights }),
   };

@@ -1,0 +1,98 @@
+// The training experiments (fashion-mnist, fashion-mosaics) in their --quick mode: train, evaluate,
+// ship the weights with their hash, check the shipped copy, write results and figures; and the
+// weights the repository ships: every manifest record verifies and loads.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { PNG } from 'pngjs';
+import * as zoo from '../zoo';
+import { init } from '../src/backend';
+import { readManifest, verifyWeights, weightDataFiles } from '../zoo/shipped-weights';
+
+const EXPERIMENTS = path.join(__dirname, '../experiments');
+const FASHION_MNIST = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz';
+const skip = fs.existsSync(FASHION_MNIST) ? false : `Fashion-MNIST missing (${FASHION_MNIST}): apt-get install dataset-fashion-mnist`;
+
+function runQuick(name: string): { out: string; result: Record<string, any> } {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), `exp-${name}-`));
+  const r = spawnSync(process.execPath, [path.join(EXPERIMENTS, `${name}.js`), '--quick', '--out', out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `${name} --quick failed:\n${r.stderr}`);
+  return { out, result: JSON.parse(fs.readFileSync(path.join(out, `${name}.json`), 'utf8')) };
+}
+
+function sha256(files: string[]): string {
+  const h = crypto.createHash('sha256');
+  files.forEach((f) => h.update(fs.readFileSync(f)));
+  return h.digest('hex');
+}
+
+function checkRun(name: string, model: string, metric: string): { out: string; result: Record<string, any> } {
+  const run = runQuick(name);
+  const { out, result } = run;
+  for (const k of ['command', 'backend', 'machine', 'date', 'seed', 'wallSeconds', 'table']) assert.ok(result[k] !== undefined, `${name}.json lacks ${k}`);
+  const [record] = readManifest(path.join(out, 'weights', 'manifest.json'));
+  assert.equal(record.model, model);
+  assert.equal(record.tag, name);
+  assert.equal(record.sha256, sha256(weightDataFiles(path.join(out, 'weights', model, name, 'model.json'))));
+  assert.equal(record.training?.steps, 3);
+  assert.ok(record.command?.startsWith(`densenet train ${model}`));
+  const ours = result.data.evaluation.metrics[metric];
+  assert.ok(ours >= 0 && ours <= 1, `${metric} ${ours}`);
+  assert.ok(Math.abs(result.data.tagEvaluation.metrics[metric] - ours) <= 0.001, 'the shipped copy scores as the checkpoint');
+  assert.match(fs.readFileSync(path.join(out, `${name}.md`), 'utf8'), new RegExp(`\\| ${model} `));
+  const curve = PNG.sync.read(fs.readFileSync(path.join(out, `${name}-curve.png`)));
+  assert.ok(curve.width > 200 && curve.height > 150);
+  return run;
+}
+
+test('exp:fashion-mnist --quick trains, ships the weights with their sha256 and checks the copy', { skip }, () => {
+  const { out, result } = checkRun('fashion-mnist', 'densenet-bc-100-k12', 'top1');
+  assert.equal(result.data.weights.numClasses, 10);
+  assert.deepEqual(result.data.weights.inputShape, [28, 28, 1]);
+  // Run again: the run folder holds a finished run, so it is continued (no new steps) and re-evaluated.
+  const again = spawnSync(process.execPath, [path.join(EXPERIMENTS, 'fashion-mnist.js'), '--quick', '--out', out], { encoding: 'utf8' });
+  assert.equal(again.status, 0, again.stderr);
+  const second = JSON.parse(fs.readFileSync(path.join(out, 'fashion-mnist.json'), 'utf8'));
+  assert.equal(second.data.weights.sha256, result.data.weights.sha256);
+  assert.equal(readManifest(path.join(out, 'weights', 'manifest.json')).length, 1, 'the record is replaced, not added');
+});
+
+test('exp:fashion-mosaics --quick also draws held-out predictions', { skip }, () => {
+  const { out } = checkRun('fashion-mosaics', 'fc-densenet56', 'meanIoU');
+  const figure = PNG.sync.read(fs.readFileSync(path.join(out, 'fashion-mosaics-predictions.png')));
+  assert.ok(figure.height > figure.width, 'one row per mosaic');
+});
+
+test('--quick refuses to write into the repository', () => {
+  const r = spawnSync(process.execPath, [path.join(EXPERIMENTS, 'fashion-mnist.js'), '--quick'], { encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--quick writes into --out/);
+});
+
+test('every shipped weight record verifies, loads as its tag and has its metadata', async () => {
+  await init('cpu', { log: null });
+  for (const record of readManifest()) {
+    const source = zoo.resolveWeights(record.model, record.tag);
+    verifyWeights(source);
+    assert.ok(record.training && record.metrics && record.normalization && record.classNames, `${record.model} '${record.tag}' metadata`);
+    const model = await zoo.load(record.model, { weights: record.tag });
+    assert.deepEqual(model.inputs[0].shape.slice(1), record.inputShape);
+    assert.equal((model.outputs[0].shape as number[]).at(-1), record.numClasses);
+    model.dispose();
+  }
+});
+
+test('a damaged weights file is refused with the file and both hashes named', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'damaged-'));
+  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ modelTopology: {}, weightsManifest: [{ paths: ['w.bin'], weights: [] }] }));
+  fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.from([1, 2, 3, 4]));
+  const good = sha256([path.join(dir, 'w.bin')]);
+  const source = { tag: 't', description: '', url: path.join(dir, 'model.json'), format: 'tfjs' as const, numClasses: 1, inChannels: 1, sha256: good };
+  verifyWeights(source);
+  fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.from([1, 2, 3, 5]));
+  assert.throws(() => verifyWeights(source), (e: Error) => e.message.includes(`weight data of ${source.url}`) && e.message.includes(good) && e.message.includes("tag 't'"));
+});
