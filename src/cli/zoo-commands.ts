@@ -42,7 +42,7 @@ export function registerZooCommands(program: Command): void {
     .description('list every model: task, parameters, paper')
     .option('--json', 'machine-readable output')
     .action((opts: { json?: boolean }) => {
-      const rows = zoo.ZOO.map((e) => ({
+      const rows = zoo.list().map(zoo.entry).map((e) => ({
         name: e.name, task: e.task, params: e.params, inputShape: e.input.shape, numClasses: e.numClasses,
         weights: e.weights.map((w) => w.tag), paper: e.paper.reference,
       }));
