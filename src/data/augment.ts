@@ -73,19 +73,12 @@ export function windowImage(
   src: Uint8Array, srcOffset: number, h: number, w: number, c: number,
   win: Window, table: Float32Array, dst: Float32Array, dstOffset: number,
 ): void {
-  const { outH, outW, viewH, viewW, offY, offX, flip } = win;
   let o = dstOffset;
-  for (let y = 0; y < outH; y++) {
-    const sy = y + offY;
-    const rowInside = y < viewH && sy >= 0 && sy < h;
-    for (let x = 0; x < outW; x++) {
-      const sx = (flip ? viewW - 1 - x : x) + offX;
-      if (rowInside && x < viewW && sx >= 0 && sx < w) {
-        let s = srcOffset + (sy * w + sx) * c;
-        for (let ch = 0; ch < c; ch++) dst[o++] = table[ch * 256 + src[s++]];
-      } else {
-        for (let ch = 0; ch < c; ch++) dst[o++] = table[ch * 256];
-      }
+  for (let y = 0; y < win.outH; y++) {
+    for (let x = 0; x < win.outW; x++) {
+      const p = sourcePixel(win, h, w, y, x);
+      let s = srcOffset + p * c;
+      for (let ch = 0; ch < c; ch++) dst[o++] = table[ch * 256 + (p < 0 ? 0 : src[s++])];
     }
   }
 }
@@ -95,14 +88,18 @@ export function windowLabels(
   src: ArrayLike<number>, srcOffset: number, h: number, w: number,
   win: Window, fill: number, dst: Int32Array, dstOffset: number,
 ): void {
-  const { outH, outW, viewH, viewW, offY, offX, flip } = win;
   let o = dstOffset;
-  for (let y = 0; y < outH; y++) {
-    const sy = y + offY;
-    const rowInside = y < viewH && sy >= 0 && sy < h;
-    for (let x = 0; x < outW; x++) {
-      const sx = (flip ? viewW - 1 - x : x) + offX;
-      dst[o++] = rowInside && x < viewW && sx >= 0 && sx < w ? src[srcOffset + sy * w + sx] : fill;
+  for (let y = 0; y < win.outH; y++) {
+    for (let x = 0; x < win.outW; x++) {
+      const p = sourcePixel(win, h, w, y, x);
+      dst[o++] = p < 0 ? fill : src[srcOffset + p];
     }
   }
+}
+
+/** Index (row-major, in pixels) of the source pixel shown at output (y, x), or -1 for padding. */
+function sourcePixel(win: Window, h: number, w: number, y: number, x: number): number {
+  const sy = y + win.offY;
+  const sx = (win.flip ? win.viewW - 1 - x : x) + win.offX;
+  return y < win.viewH && x < win.viewW && sy >= 0 && sy < h && sx >= 0 && sx < w ? sy * w + sx : -1;
 }
