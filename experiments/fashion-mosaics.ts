@@ -52,6 +52,7 @@ main({
   tag: 'fashion-mosaics',
   description: 'FC-DenseNet56 trained by this project to segment the fashion mosaics (64x64 grey, background + 10 garments): npm run exp:fashion-mosaics',
   metric: 'meanIoU',
+  moreMetrics: ['globalAccuracy'],
   trainFlags: [
     '--recipe', 'tiramisu', '--epochs', '2', '--batch', '8', '--lr', '0.001', '--schedule', 'cosine',
     '--eval-every', '250', '--eval-limit', '500', '--log-every', '50', '--checkpoint-every', '250', '--seed', '1',

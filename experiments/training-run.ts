@@ -34,8 +34,10 @@ export interface TrainingExperiment {
   /** Weight tag the trained weights ship as. */
   tag: string;
   description: string;
-  /** The metric the table and the tag check report (top1, meanIoU). */
+  /** The metric the tag check compares and the anchor is in (top1, meanIoU). */
   metric: string;
+  /** Further held-out metrics for the table and the learning curve (e.g. globalAccuracy). */
+  moreMetrics?: string[];
   /** `densenet train` flags of the full run and of the --quick one (model, dataset and --out are added). */
   trainFlags: string[];
   quickFlags: string[];
@@ -152,10 +154,10 @@ function learningCurve(exp: TrainingExperiment, runDir: string, file: string): s
   const records = readMetrics(runDir);
   const evals = records.filter((r) => r.type === 'eval');
   const trains = records.filter((r) => r.type === 'train');
-  const metricOf = (r: MetricsRecord) => ((r.metrics as Record<string, number>)[exp.metric] ?? NaN) * 100;
+  const percent = (r: MetricsRecord, metric: string) => ((r.metrics as Record<string, number>)[metric] ?? NaN) * 100;
   const series = [
-    { name: `held-out ${exp.metric} (%)`, x: evals.map((r) => r.epoch), y: evals.map(metricOf) },
-    { name: 'training batches, accuracy (%)', x: trains.map((r) => r.epoch), y: trains.map((r) => (r.metrics as Record<string, number>).accuracy * 100) },
+    ...[exp.metric, ...(exp.moreMetrics ?? [])].map((m) => ({ name: `held-out ${m} (%)`, x: evals.map((r) => r.epoch), y: evals.map((r) => percent(r, m)) })),
+    { name: 'training batches, accuracy (%)', x: trains.map((r) => r.epoch), y: trains.map((r) => percent(r, 'accuracy')) },
   ].filter((s) => s.x.length > 0 && s.y.every(Number.isFinite));
   return savePng(lineChartImage(series, {
     title: `${exp.model} on ${exp.dataset}: learning curve`, xTitle: 'epoch', yTitle: 'percent', markers: true,
@@ -167,13 +169,15 @@ const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 function resultTable(exp: TrainingExperiment, evaluation: EvalOutput, record: ShippedWeights, tagEval: EvalOutput, quick: boolean): string {
   const t = record.training!;
   const ours = evaluation.metrics[exp.metric];
+  const more = exp.moreMetrics ?? [];
   return [
-    `| model | data | training | ${exp.metric} (held-out) | reference |`,
-    '|---|---|---|---|---|',
+    `| model | data | training | ${exp.metric} (held-out) | ${more.map((m) => `${m} | `).join('')}reference |`,
+    `|---|---|---|---|${more.map(() => '---|').join('')}---|`,
     `| ${exp.model} (${record.numClasses} classes, input ${record.inputShape!.join('x')}) | ${exp.dataset}, ${t.evaluation.split} split, ` +
       `${t.evaluation.count.toLocaleString('en-US')} images | ${t.recipe} recipe shortened${quick ? ' (--quick)' : ''}: ${t.epochs.toFixed(2)} epochs ` +
       `(${t.steps} steps of ${t.config.batchSize}), ${t.config.schedule} lr from ${t.config.lr}, augment ${t.config.augment ? 'on' : 'off'}; ` +
       `${formatDuration(t.trainSeconds)} on ${t.backend} | **${pct(ours)}** (weight tag '${exp.tag}': ${pct(tagEval.metrics[exp.metric])}) | ` +
+      more.map((m) => `${pct(evaluation.metrics[m])} | `).join('') +
       `${exp.anchor.label}: ${pct(exp.anchor.value)} (${exp.anchor.source}) |`,
   ].join('\n');
 }
