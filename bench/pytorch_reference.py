@@ -52,6 +52,18 @@ def build(name, memory_efficient):
     raise SystemExit(f"pytorch_reference: no PyTorch counterpart for '{name}'")
 
 
+def peak_rss_bytes():
+    # VmHWM, not getrusage: ru_maxrss carries over from the parent through fork and exec.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--model", required=True)
@@ -91,7 +103,7 @@ def main():
         "framework": f"pytorch {torch.__version__}", "model": args.model, "batch": args.batch, "mode": args.mode,
         "threads": args.threads, "msPerStep": train_ms, "trainImagesPerSec": 1000 * args.batch / train_ms,
         "inferenceImagesPerSec": 1000 * args.batch / infer_ms,
-        "maxRssBytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "maxRssBytes": peak_rss_bytes(),
     }))
 
 

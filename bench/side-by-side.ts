@@ -9,6 +9,7 @@ import { init } from '../src/backend';
 import { measureMode, zooFactory } from '../src/bench/memory';
 import { trainingHarness } from '../src/bench/training-step';
 import * as zoo from '../zoo';
+import { peakRssBytes } from '../src/process-memory';
 
 interface Row {
   implementation: string;
@@ -36,7 +37,7 @@ async function child(name: string, mode: string, batch: number, inputShape: [num
   const row: Row = {
     implementation: `densenet-zoo (${b.name}, tfjs ${tf.version_core})`, mode, msPerStep: m.msPerStep,
     trainImagesPerSec: (1000 * batch) / m.msPerStep, inferenceImagesPerSec: (1000 * batch) / inferMs,
-    peakTensorBytes: m.peakBytes, maxRssBytes: process.resourceUsage().maxRSS * 1024,
+    peakTensorBytes: m.peakBytes, maxRssBytes: peakRssBytes(),
   };
   process.stdout.write(JSON.stringify(row) + '\n');
 }

@@ -18,6 +18,7 @@ import { buildDenseNet, DenseNetArch } from '../src/models/densenet';
 import { planMemory, ModePlan } from '../src/plan/planner';
 import { lineChart, lineChartImage, saveHtml, savePng } from '../src/viz';
 import { RESULTS_DIR, writeResultAsync } from './results';
+import { peakRssBytes } from '../src/process-memory';
 
 const MB = 1e6;
 const MODES = ['naive', 'efficient'] as const;
@@ -60,14 +61,14 @@ function factory(spec: NetSpec): ModelFactory {
 // The models of each mode
 
 const MINI_IMAGENET: DenseNetArch = {
-  family: 'densenet', growthRate: 8, blockLayers: [2, 2, 2, 2], stemChannels: 16, stem: 'imagenet', bottleneckFactor: 4, compression: 0.5, dropRate: 0,
+  family: 'densenet', growthRate: 8, blockLayers: [6, 4, 2, 2], stemChannels: 16, stem: 'imagenet', bottleneckFactor: 4, compression: 0.5, dropRate: 0,
 };
 
 export function stepModels(quick: boolean): NetSpec[] {
   if (quick) {
     return [
       { label: 'densenet-bc-16-k12', arch: densenetBC(16, 12), input: [32, 32, 3], batch: 4, pytorch: 'densenet-bc-16-k12', why: 'CIFAR DenseNet-BC (quick: L=16)' },
-      { label: 'densenet-mini-imagenet', arch: MINI_IMAGENET, input: [64, 64, 3], batch: 2, why: 'ImageNet-style DenseNet (quick: k=8, 2 layers per block)' },
+      { label: 'densenet-mini-imagenet', arch: MINI_IMAGENET, input: [64, 64, 3], batch: 2, why: 'ImageNet-style DenseNet (quick: k=8, blocks 6-4-2-2)' },
       { label: 'fc-densenet56', zoo: 'fc-densenet56', input: [32, 32, 3], batch: 2, why: 'FC-DenseNet (quick: 32x32)' },
     ];
   }
@@ -104,7 +105,7 @@ interface ChildJob {
 async function runChild(job: ChildJob): Promise<void> {
   await init(job.backend, { log: null });
   const m = await measureMode(factory(job.spec), job.mode === 'efficient', { batch: job.spec.batch, inputShape: job.spec.input, steps: job.steps });
-  const row: Measured = { ...m, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+  const row: Measured = { ...m, maxRssBytes: peakRssBytes() };
   process.stdout.write(JSON.stringify(row) + '\n');
 }
 
@@ -396,9 +397,10 @@ async function stepPart(specs: NetSpec[], backend: string, steps: number): Promi
   return records;
 }
 
-async function sweepPart(s: SweepSettings, steps: number): Promise<{ rows: SweepRow[]; fits: Partial<Record<Mode, GrowthFit>> }> {
+async function sweepPart(s: SweepSettings): Promise<{ rows: SweepRow[]; fits: Partial<Record<Mode, GrowthFit>> }> {
   progress(`depth sweep: DenseNet-BC k=${s.growthRate}, L = ${s.depths.join(', ')}, batch ${s.batch}`);
-  const results = await depthSweep({ depths: s.depths, growthRate: s.growthRate, batch: s.batch, inputShape: s.input, steps },
+  // Memory is the point here: one timed step after the profiled one is enough.
+  const results = await depthSweep({ depths: s.depths, growthRate: s.growthRate, batch: s.batch, inputShape: s.input, steps: 1 },
     (r) => progress(`  ${r.model}: naive ${'peakBytes' in r.naive ? mb(r.naive.peakBytes, 0) : 'failed'} MB, efficient ${'peakBytes' in r.efficient ? mb(r.efficient.peakBytes, 0) : 'failed'} MB`));
   const rows: SweepRow[] = [];
   for (const [i, depth] of s.depths.entries()) {
@@ -484,6 +486,12 @@ function progress(line: string): void {
   process.stderr.write(`[memory] ${line}\n`);
 }
 
+/** How this run was started, for the results file. */
+export function commandLine(script: string): string {
+  const args = process.argv.slice(2);
+  return `npm run ${script}${args.length ? ` -- ${args.join(' ')}` : ''}`;
+}
+
 interface Options {
   quick?: boolean;
   out: string;
@@ -514,7 +522,7 @@ async function main(): Promise<void> {
 
   const records = await stepPart(stepModels(quick), backend.name, steps);
   const sweep = sweepSettings(quick);
-  const { rows, fits } = await sweepPart(sweep, steps);
+  const { rows, fits } = await sweepPart(sweep);
   fs.mkdirSync(opts.out, { recursive: true });
   const plots = sweepPlots(rows, fits, sweep, opts.out);
   const torch = pytorchPart(records, backend, quick ? 1 : 3, opts.pytorch);
@@ -529,7 +537,7 @@ async function main(): Promise<void> {
     stepTable(records), '',
     `## Peak memory against depth: DenseNet-BC k=${sweep.growthRate}, batch ${sweep.batch}, ${sweep.input.join('x')}`, '',
     sweepTable(rows, fits), '',
-    `n = dense layers. ${fitLines(fits)}`, '',
+    'Fits of peak MB in n = the number of dense layers:', '', fitLines(fits), '',
     `Plots: ${plots.join(', ')}.`, '',
     `## Beside PyTorch on this machine (same model, batch and threads: ${torch.how})`, '',
     pytorchTable(torch.rows),
@@ -544,7 +552,7 @@ async function main(): Promise<void> {
   ].filter(Boolean).join('\n\n');
 
   await writeResultAsync('memory', {
-    command: `npm run exp:memory${quick ? ' -- --quick' : ''}`, backend: backend.name, seed: SEED, wallSeconds: (Date.now() - start) / 1000,
+    command: commandLine('exp:memory'), backend: backend.name, seed: SEED, wallSeconds: (Date.now() - start) / 1000,
     data: {
       quick, backend, steps, threads: { ours: torch.threads, how: torch.how },
       step: records, reference: REFERENCE,

@@ -149,6 +149,12 @@ function readMetrics(runDir: string): MetricsRecord[] {
   return fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as MetricsRecord);
 }
 
+/** How many held-out images the curve's evaluations used (runs evaluate a subset while training). */
+function evalImages(evals: MetricsRecord[]): string {
+  const counts = [...new Set(evals.map((r) => r.count as number))];
+  return counts.length === 1 ? `${counts[0].toLocaleString('en-US')} images` : `${Math.min(...counts)}-${Math.max(...counts)} images`;
+}
+
 /** Held-out metric against epochs, and the training batches' running accuracy. */
 function learningCurve(exp: TrainingExperiment, runDir: string, file: string): string {
   const records = readMetrics(runDir);
@@ -156,7 +162,9 @@ function learningCurve(exp: TrainingExperiment, runDir: string, file: string): s
   const trains = records.filter((r) => r.type === 'train');
   const percent = (r: MetricsRecord, metric: string) => ((r.metrics as Record<string, number>)[metric] ?? NaN) * 100;
   const series = [
-    ...[exp.metric, ...(exp.moreMetrics ?? [])].map((m) => ({ name: `held-out ${m} (%)`, x: evals.map((r) => r.epoch), y: evals.map((r) => percent(r, m)) })),
+    ...[exp.metric, ...(exp.moreMetrics ?? [])].map((m) => ({
+      name: `held-out ${m} (%, ${evalImages(evals)})`, x: evals.map((r) => r.epoch), y: evals.map((r) => percent(r, m)),
+    })),
     { name: 'training batches, accuracy (%)', x: trains.map((r) => r.epoch), y: trains.map((r) => percent(r, 'accuracy')) },
   ].filter((s) => s.x.length > 0 && s.y.every(Number.isFinite));
   return savePng(lineChartImage(series, {

@@ -75,7 +75,10 @@ test('--quick refuses to write into the repository', () => {
 
 test('every shipped weight record verifies, loads as its tag and has its metadata', async () => {
   await init('cpu', { log: null });
-  for (const record of readManifest()) {
+  const shipped = readManifest();
+  assert.deepEqual(shipped.map((r) => `${r.model}:${r.tag}`).sort(), ['densenet-bc-100-k12:fashion-mnist', 'fc-densenet56:fashion-mosaics']);
+  assert.ok(zoo.entry('densenet-bc-100-k12').weights.some((w) => w.tag === 'fashion-mnist'), 'the zoo offers the tag');
+  for (const record of shipped) {
     const source = zoo.resolveWeights(record.model, record.tag);
     verifyWeights(source);
     assert.ok(record.training && record.metrics && record.normalization && record.classNames, `${record.model} '${record.tag}' metadata`);

@@ -26,6 +26,7 @@ import { MetricsLog, Reporter, silentReporter } from './progress';
 import type { TrainConfig } from './recipes';
 import { learningRateAt } from './schedules';
 import { withSeededMathRandom } from './seeded-random';
+import { peakRssBytes } from '../process-memory';
 
 /** Random streams of the trainer's own draws, apart from the data streams. */
 const DROPOUT_STREAM = 0x64726f70;
@@ -91,10 +92,6 @@ export function planRun(dataset: Dataset, config: TrainConfig): Plan {
   if (stepsPerEpoch < 1) throw new Error(`dataset ${dataset.name} has no training samples`);
   const totalSteps = Math.max(1, Math.ceil(config.epochs * stepsPerEpoch));
   return { stepsPerEpoch, totalSteps, stopStep: Math.min(totalSteps, config.maxSteps ?? Infinity) };
-}
-
-export function peakRssBytes(): number {
-  return process.resourceUsage().maxRSS * 1024;
 }
 
 export class Trainer {
