@@ -17,8 +17,8 @@
 import { spawnSync } from 'child_process';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
-import { MOMENTS, registerTorchCpuCandidate, setTorchCpuThreads, torchCpuInfo } from '../src/backend/torch-cpu';
-import { BN_RELU, BN_RELU_GRAD } from '../src/core/fused-kernels';
+import { registerTorchCpuCandidate, setTorchCpuThreads, torchCpuInfo } from '../src/backend/torch-cpu';
+import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD } from '../src/core/fused-kernels';
 import * as zoo from '../zoo';
 
 interface ConvCase {
@@ -311,7 +311,7 @@ async function fusedComparison(reps: number): Promise<void> {
     const r = tf.relu(tf.add(tf.mul(x, scale), shift));
     const count = 64 * 32 * 32;
     const cases: Array<[string, () => unknown, () => unknown]> = [
-      ['moments', () => tf.mean(tf.squaredDifference(x, tf.mean(x, [0, 1, 2])), [0, 1, 2]), () => tf.engine().runKernel(MOMENTS, { x })],
+      ['moments', () => tf.mean(tf.squaredDifference(x, tf.mean(x, [0, 1, 2])), [0, 1, 2]), () => tf.engine().runKernel(BATCH_MOMENTS, { x })],
       ['bnRelu', () => tf.relu(tf.add(tf.mul(x, scale), shift)), () => tf.engine().runKernel(BN_RELU, { x, scale, shift })],
       ['backward', () => {
         const dy = tf.mul(dr, tf.step(r));

@@ -10,7 +10,7 @@ import * as path from 'path';
 import * as tf from '../tf';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { addCandidate, BackendCandidate } from './index';
-import { BN_RELU, BN_RELU_GRAD } from '../core/fused-kernels';
+import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD } from '../core/fused-kernels';
 
 export const TORCH_CPU = 'torch-cpu';
 export const THREADS_ENV = 'DENSENET_THREADS';
@@ -668,8 +668,6 @@ function tile(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
 // ---------------------------------------------------------------------------------------------
 // Fused BN-ReLU kernels: the training core's contract (src/core/fused-kernels.ts), plus moments
 
-/** Batch mean and biased variance over every axis but the last, in one pass: { x } -> [mean, variance]. */
-export const MOMENTS = 'TorchCpuMoments';
 
 function lastAxis(t: tf.TensorInfo): number {
   return t.shape[t.shape.length - 1];
@@ -688,10 +686,10 @@ function momentsKernel(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as TorchCpuBackend;
   const { x } = args.inputs as { x: tf.TensorInfo };
   const c = lastAxis(x);
-  assertFloats(MOMENTS, { x }, c, []);
+  assertFloats(BATCH_MOMENTS, { x }, c, []);
   const mean = new Float32Array(c);
   const variance = new Float32Array(c);
-  nativeFor(MOMENTS).moments(floatsOf(backend, x), c, mean, variance);
+  nativeFor(BATCH_MOMENTS).moments(floatsOf(backend, x), c, mean, variance);
   return [output(backend, [c], mean), output(backend, [c], variance)];
 }
 
@@ -746,7 +744,7 @@ export function torchCpuKernels(): Array<{ name: string; kernelFunc: tf.KernelFu
     k(tf.SplitV, splitV),
     k(tf.Tile, tile),
     k(tf.PadV2, padV2),
-    k(MOMENTS, momentsKernel),
+    k(BATCH_MOMENTS, momentsKernel),
     k(BN_RELU, bnReluKernel),
     k(BN_RELU_GRAD, bnReluGradKernel),
     ...Object.keys(BINARY).map((name) => k(name, binary(name))),

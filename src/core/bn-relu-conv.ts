@@ -5,7 +5,7 @@
 // per-channel scale and shift, which keeps every op a broadcast over channels
 // (tfjs's own BN gradient spends most of its time tiling).
 import * as tf from '../tf';
-import { BN_RELU, BN_RELU_GRAD, hasFusedKernels } from './fused-kernels';
+import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, hasFusedKernels, hasKernel } from './fused-kernels';
 
 export interface BatchNormWeights {
   gamma: tf.Tensor1D;
@@ -35,6 +35,10 @@ const SPATIAL_AXES = [0, 1, 2];
 
 /** Batch mean and variance over N, H, W; variance is the biased one, as tfjs-layers' BatchNormalization uses. */
 export function batchMoments(x: tf.Tensor4D): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  if (hasKernel(BATCH_MOMENTS)) {
+    const [mean, variance] = tf.engine().runKernel(BATCH_MOMENTS, { x }) as tf.Tensor1D[];
+    return { mean, variance };
+  }
   return tf.tidy(() => {
     const mean = tf.mean(x, SPATIAL_AXES) as tf.Tensor1D;
     const variance = tf.mean(tf.squaredDifference(x, mean), SPATIAL_AXES) as tf.Tensor1D;

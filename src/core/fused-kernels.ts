@@ -9,6 +9,8 @@ import * as tf from '../tf';
 
 export const BN_RELU = 'DenseNetBnRelu';
 export const BN_RELU_GRAD = 'DenseNetBnReluGrad';
+/** { x } -> [mean, biased variance] over every axis but the last, in one pass (backends that have it). */
+export const BATCH_MOMENTS = 'DenseNetBatchMoments';
 
 type Info = tf.TensorInfo;
 
@@ -115,7 +117,12 @@ export function registerFusedKernels(): void {
 }
 
 export function hasFusedKernels(): boolean {
-  return tf.getKernel(BN_RELU_GRAD, tf.getBackend()) != null;
+  return hasKernel(BN_RELU_GRAD);
+}
+
+/** Whether the current backend registers `kernelName`. */
+export function hasKernel(kernelName: string): boolean {
+  return tf.getKernel(kernelName, tf.getBackend()) != null;
 }
 
 /**
