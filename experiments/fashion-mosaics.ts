@@ -9,7 +9,6 @@ import * as path from 'path';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
 import { openDatasetFromSpec } from '../src/train/data-spec';
-import { loadTfjsWeights } from '../src/weights/tfjs-weights';
 import { Raster, savePng, segmentationFigure } from '../src/viz';
 import * as zoo from '../zoo';
 import { ExperimentContext, main } from './training-run';
@@ -21,8 +20,7 @@ async function predictionFigure(ctx: ExperimentContext): Promise<string[]> {
   await init(undefined, { log: null });
   const { state } = ctx;
   const dataset = openDatasetFromSpec(state.data);
-  const model = zoo.create(state.model.name, { inputShape: state.model.inputShape, numClasses: state.model.numClasses });
-  await loadTfjsWeights(model, ctx.modelJson);
+  const model = await zoo.load(state.model.name, { weights: ctx.modelJson, inputShape: state.model.inputShape, numClasses: state.model.numClasses });
   const batch = (await dataset.batches('test', { batchSize: FIGURE_SAMPLES, shuffle: false }).next()).value;
   if (!batch) throw new Error('fashion-mosaics: the test split is empty');
   const [n, h, w, c] = batch.shape;

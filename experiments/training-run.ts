@@ -108,11 +108,12 @@ function copyModel(checkpointDir: string, dir: string): string {
 /** The manifest record of the weights: the model's data, training and scores, and the weights' hash. */
 function manifestRecord(exp: TrainingExperiment, modelJson: string, state: CheckpointState, evaluation: EvalOutput, command: string): ShippedWeights {
   const { config } = state;
+  const inPackage = path.relative(PACKAGE_ROOT, modelJson);
   return {
     model: exp.model,
     tag: exp.tag,
     description: exp.description,
-    url: path.relative(PACKAGE_ROOT, modelJson).startsWith('..') ? modelJson : path.relative(PACKAGE_ROOT, modelJson),
+    url: inPackage.startsWith('..') ? modelJson : inPackage,
     format: 'tfjs',
     numClasses: state.model.numClasses,
     inChannels: state.model.inputShape[2],
