@@ -6,10 +6,13 @@
 // Printed per shape and kernel: the fastest run's wall-clock ms, in brackets its process
 // CPU ms (the wasm backend is single-threaded, so CPU time is the kernel's own cost even
 // when other processes share the machine), and tf.profile's peak bytes above the inputs.
+// The "pieces" rows run the kernels as a dense layer in memory-efficient mode does: x as
+// channel pieces (feature maps of 24 channels, the first taking the remainder) and dx
+// split back into them, added to running gradients.
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
 import { batchNormBackward, BatchNormWeights, bnRelu, ChannelStats } from '../src/core/bn-relu-conv';
-import { BN_RELU_GRAD } from '../src/core/fused-kernels';
+import { BN_RELU_GRAD, pieceInputs } from '../src/core/fused-kernels';
 import { registerWasmFusedKernels, unregisterWasmFusedKernels } from '../src/backend/wasm-fused-kernels';
 
 interface Timing {
@@ -23,6 +26,15 @@ interface Inputs {
   dr: tf.Tensor4D;
   bn: BatchNormWeights;
   stats: ChannelStats;
+  /** x as channel pieces, and a running gradient for each. */
+  pieces: tf.Tensor4D[];
+  accs: tf.Tensor4D[];
+}
+
+/** Piece widths of C channels: 24 each, the first taking the remainder. */
+function pieceWidths(c: number): number[] {
+  const n = Math.max(1, Math.floor(c / 24));
+  return [c - 24 * (n - 1), ...Array<number>(n - 1).fill(24)];
 }
 
 function makeInputs(shape: [number, number, number, number]): Inputs {
@@ -32,6 +44,8 @@ function makeInputs(shape: [number, number, number, number]): Inputs {
     dr: tf.randomNormal(shape, 0, 1, 'float32', 2) as tf.Tensor4D,
     bn: { gamma: tf.randomUniform([c], 0.5, 1.5, 'float32', 3) as tf.Tensor1D, beta: tf.randomUniform([c], -0.5, 0.5, 'float32', 4) as tf.Tensor1D },
     stats: { mean: tf.fill([c], 0.2) as tf.Tensor1D, invStd: tf.ones([c]) as tf.Tensor1D },
+    pieces: tf.split(tf.randomNormal(shape, 0.2, 1, 'float32', 1), pieceWidths(c), 3) as tf.Tensor4D[],
+    accs: tf.split(tf.randomNormal(shape, 0, 1, 'float32', 5), pieceWidths(c), 3) as tf.Tensor4D[],
   }));
 }
 
@@ -49,6 +63,13 @@ function fusedBackward(inp: Inputs): tf.Tensor[] {
   return tf.engine().runKernel(BN_RELU_GRAD, {
     x: inp.x, dr: inp.dr, gamma: inp.bn.gamma, beta: inp.bn.beta, mean: inp.stats.mean, invStd: inp.stats.invStd,
   }) as tf.Tensor[];
+}
+
+function fusedPiecesBackward(inp: Inputs): tf.Tensor[] {
+  return tf.engine().runKernel(BN_RELU_GRAD, {
+    ...pieceInputs(inp.pieces), ...pieceInputs(inp.accs, 'acc'),
+    dr: inp.dr, gamma: inp.bn.gamma, beta: inp.bn.beta, mean: inp.stats.mean, invStd: inp.stats.invStd,
+  } as unknown as tf.NamedTensorMap, { splits: inp.pieces.map((p) => p.shape[3]) }) as tf.Tensor[];
 }
 
 async function time(reps: number, f: () => tf.Tensor | tf.Tensor[]): Promise<Timing> {
@@ -92,12 +113,16 @@ async function main(): Promise<void> {
     await registerWasmFusedKernels();
     const fwdFused = await time(reps, () => bnRelu(inp.x, inp.bn, inp.stats));
     const bwdFused = await time(reps, () => fusedBackward(inp));
+    const fwdPieces = await time(reps, () => bnRelu(inp.pieces, inp.bn, inp.stats));
+    const bwdPieces = await time(reps, () => fusedPiecesBackward(inp));
     console.log(row('forward, composite ops', fwdComposite));
     console.log(row('forward, fused (DenseNetBnRelu)', fwdFused));
     console.log(row('backward, composite ops', bwdComposite));
     console.log(row('backward, fused (DenseNetBnReluGrad)', bwdFused));
+    console.log(row(`forward, fused, ${inp.pieces.length} pieces`, fwdPieces));
+    console.log(row(`backward, fused, ${inp.pieces.length} pieces + accs`, bwdPieces));
     console.log(`  speed-up: forward ${(fwdComposite.cpu / fwdFused.cpu).toFixed(1)}x, backward ${(bwdComposite.cpu / bwdFused.cpu).toFixed(1)}x (cpu time)`);
-    tf.dispose([r, inp.x, inp.dr, inp.bn.gamma, inp.bn.beta, inp.stats.mean, inp.stats.invStd]);
+    tf.dispose([r, inp.x, inp.dr, inp.bn.gamma, inp.bn.beta, inp.stats.mean, inp.stats.invStd, ...inp.pieces, ...inp.accs]);
   }
 }
 

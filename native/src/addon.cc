@@ -245,21 +245,80 @@ void momentsEntry(Call& c) {
   moments(c.floats(0, "x", n), n, channels, c.floats(2, "mean", channels), c.floats(3, "variance", channels));
 }
 
-// bnRelu(x, channels, scale, shift, out)
-void bnReluEntry(Call& c) {
-  const int64_t channels = c.integer(1, "channels");
-  const int64_t n = channelRows(c, 0, "x", channels);
-  bnRelu(c.floats(0, "x", n), n, channels, c.floats(2, "scale", channels), c.floats(3, "shift", channels),
-         c.floats(4, "out", n));
+/** Float32Arrays of `rows` rows of widths[i] floats each, from the array argument i; a null element when allowed. */
+std::vector<float*> rowArrays(const Call& c, size_t i, const char* what, const std::vector<int64_t>& widths,
+                              int64_t rows, bool nullable) {
+  std::vector<float*> out(widths.size(), nullptr);
+  for (size_t k = 0; k < widths.size(); k++) {
+    napi_value v;
+    napi_get_element(c.env(), c.arg(i), static_cast<uint32_t>(k), &v);
+    napi_valuetype type;
+    napi_typeof(c.env(), v, &type);
+    if (nullable && (type == napi_null || type == napi_undefined)) continue;
+    TypedArray t = c.typed(v, i, what);
+    if (t.type != napi_float32_array || static_cast<int64_t>(t.length) != rows * widths[k]) {
+      c.fail(i, what, "element " + std::to_string(k) + ": expected a Float32Array of " + std::to_string(rows * widths[k]) +
+                          " values");
+    }
+    out[k] = static_cast<float*>(t.data);
+  }
+  return out;
 }
 
-// bnReluGrad(x, dr, channels, gamma, beta, mean, invStd, dx, dGamma, dBeta)
+/** The pieces argument i (Float32Arrays) with their channel widths (argument i + 1); sets rows. */
+std::vector<ChannelPiece> channelPieces(const Call& c, size_t i, int64_t& rows) {
+  uint32_t n = 0;
+  if (napi_get_array_length(c.env(), c.arg(i), &n) != napi_ok || n == 0) c.fail(i, "pieces", "expected a non-empty array");
+  const std::vector<int64_t> widths = c.ints(i + 1, "piece widths", n);
+  napi_value first;
+  napi_get_element(c.env(), c.arg(i), 0, &first);
+  if (widths[0] <= 0) c.fail(i + 1, "piece widths", "expected positive widths");
+  rows = static_cast<int64_t>(c.typed(first, i, "pieces").length) / widths[0];
+  for (int64_t w : widths) {
+    if (w <= 0) c.fail(i + 1, "piece widths", "expected positive widths");
+  }
+  const std::vector<float*> data = rowArrays(c, i, "pieces", widths, rows, false);
+  std::vector<ChannelPiece> pieces;
+  for (size_t k = 0; k < n; k++) pieces.push_back({data[k], widths[k]});
+  return pieces;
+}
+
+// bnRelu(pieces[], widths[], scale, shift, out)
+void bnReluEntry(Call& c) {
+  int64_t rows = 0;
+  const std::vector<ChannelPiece> pieces = channelPieces(c, 0, rows);
+  int64_t channels = 0;
+  for (const ChannelPiece& p : pieces) channels += p.width;
+  bnRelu(pieces, rows, c.floats(2, "scale", channels), c.floats(3, "shift", channels),
+         c.floats(4, "out", rows * channels));
+}
+
+// bnReluGrad(pieces[], widths[], dr, gamma, beta, mean, invStd, splitWidths[], dxs[], accs[] (null: none), dGamma, dBeta)
 void bnReluGradEntry(Call& c) {
-  const int64_t channels = c.integer(2, "channels");
-  const int64_t n = channelRows(c, 0, "x", channels);
-  bnReluGrad(c.floats(0, "x", n), c.floats(1, "dr", n), n, channels, c.floats(3, "gamma", channels),
-             c.floats(4, "beta", channels), c.floats(5, "mean", channels), c.floats(6, "invStd", channels),
-             c.floats(7, "dx", n), c.floats(8, "dGamma", channels), c.floats(9, "dBeta", channels));
+  int64_t rows = 0;
+  const std::vector<ChannelPiece> pieces = channelPieces(c, 0, rows);
+  int64_t channels = 0;
+  for (const ChannelPiece& p : pieces) channels += p.width;
+  const std::vector<int64_t> widths = c.ints(7, "split widths");
+  // Each split must lie within one piece: the kernel reads x from that piece alone.
+  int64_t at = 0;
+  size_t piece = 0;
+  int64_t pieceStart = 0;
+  for (int64_t w : widths) {
+    while (piece < pieces.size() && at >= pieceStart + pieces[piece].width) pieceStart += pieces[piece++].width;
+    if (w <= 0 || piece == pieces.size() || at + w > pieceStart + pieces[piece].width) {
+      c.fail(7, "split widths", "each split must be positive and lie within one piece");
+    }
+    at += w;
+  }
+  if (at != channels) c.fail(7, "split widths", "expected widths adding up to " + std::to_string(channels));
+  const std::vector<float*> dxs = rowArrays(c, 8, "dxs", widths, rows, false);
+  const std::vector<float*> accs = rowArrays(c, 9, "accs", widths, rows, true);
+  std::vector<GradSplit> splits;
+  for (size_t k = 0; k < widths.size(); k++) splits.push_back({dxs[k], accs[k], widths[k]});
+  bnReluGrad(pieces, rows, c.floats(2, "dr", rows * channels), c.floats(3, "gamma", channels),
+             c.floats(4, "beta", channels), c.floats(5, "mean", channels), c.floats(6, "invStd", channels), splits,
+             c.floats(10, "dGamma", channels), c.floats(11, "dBeta", channels));
 }
 
 // maxPool / avgPool(x, xShape, pool, out, outShape)

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
+#include <vector>
 
 namespace torch_cpu {
 
@@ -227,56 +229,109 @@ TORCH_CPU_MULTIVERSION void momentRows(const float* __restrict x, int64_t begin,
   }
 }
 
-TORCH_CPU_MULTIVERSION void bnReluRows(const float* __restrict x, float* __restrict r, int64_t begin, int64_t end,
-                                       int64_t channels, const float* __restrict scale, const float* __restrict shift) {
-  for (int64_t i = begin; i < end; i++) {
-    const float* __restrict xi = x + i * channels;
-    float* __restrict ri = r + i * channels;
-    for (int64_t c = 0; c < channels; c++) {
-      const float v = xi[c] * scale[c] + shift[c];
-      ri[c] = v < 0.0f ? 0.0f : v;  // NaN stays NaN, like tfjs's relu
-    }
+// The BN-ReLU loops read one channel piece at a time: `width` channels per row, from x rows
+// `xStride` apart and dr/r rows `stride` apart (the concatenation's width), over one block of
+// rows. A piece is often one layer's k new maps, a short row; for the common growth rates
+// the width is made a compile-time constant, so each row is whole vectors with no loop set-up.
+
+#define TORCH_CPU_INLINE __attribute__((always_inline))
+
+/** Calls f with the width as a constant for the usual growth rates, else as a plain integer. */
+template <typename F>
+inline TORCH_CPU_INLINE void withWidth(int64_t width, const F& f) {
+  switch (width) {
+    case 12: return f(std::integral_constant<int64_t, 12>());
+    case 16: return f(std::integral_constant<int64_t, 16>());
+    case 24: return f(std::integral_constant<int64_t, 24>());
+    case 32: return f(std::integral_constant<int64_t, 32>());
+    case 48: return f(std::integral_constant<int64_t, 48>());
+    default: return f(width);
   }
 }
 
-// sd += sum(dy), sdx += sum(dy * x) over rows [begin, end), with dy = dr where the
-// forward output x * scale + shift was positive (the same float ops as bnReluRows).
-TORCH_CPU_MULTIVERSION void gradSumRows(const float* __restrict x, const float* __restrict dr, int64_t begin,
-                                        int64_t end, int64_t channels, const float* __restrict scale,
-                                        const float* __restrict shift, double* __restrict sd, double* __restrict sdx,
-                                        float* __restrict b1, float* __restrict b2) {
-  for (int64_t block = begin; block < end; block += kRowBlock) {
-    const int64_t stop = std::min(end, block + kRowBlock);
-    for (int64_t c = 0; c < channels; c++) b1[c] = b2[c] = 0.0f;
-    for (int64_t i = block; i < stop; i++) {
-      const float* __restrict xi = x + i * channels;
-      const float* __restrict dri = dr + i * channels;
-      for (int64_t c = 0; c < channels; c++) {
-        const float dy = xi[c] * scale[c] + shift[c] > 0.0f ? dri[c] : 0.0f;
-        b1[c] += dy;
-        b2[c] += dy * xi[c];
+TORCH_CPU_MULTIVERSION void bnReluRows(const float* __restrict x, int64_t xStride, float* __restrict r,
+                                       int64_t stride, int64_t begin, int64_t end, int64_t width,
+                                       const float* __restrict scale, const float* __restrict shift) {
+  withWidth(width, [&](auto w) TORCH_CPU_INLINE {
+    for (int64_t i = begin; i < end; i++) {
+      const float* __restrict xi = x + i * xStride;
+      float* __restrict ri = r + i * stride;
+      for (int64_t c = 0; c < w; c++) {
+        const float v = xi[c] * scale[c] + shift[c];
+        ri[c] = v < 0.0f ? 0.0f : v;  // NaN stays NaN, like tfjs's relu
       }
     }
-    for (int64_t c = 0; c < channels; c++) {
-      sd[c] += b1[c];
-      sdx[c] += b2[c];
+  });
+}
+
+// sd += sum(dy), sdx += sum(dy * x) over one block of rows, with dy = dr where the forward
+// output x * scale + shift was positive (the same float ops as bnReluRows); float partial
+// sums in b1, b2, added to the double totals at the end.
+TORCH_CPU_MULTIVERSION void gradSumRows(const float* __restrict x, int64_t xStride, const float* __restrict dr,
+                                        int64_t stride, int64_t begin, int64_t end, int64_t width,
+                                        const float* __restrict scale, const float* __restrict shift,
+                                        double* __restrict sd, double* __restrict sdx, float* __restrict b1,
+                                        float* __restrict b2) {
+  for (int64_t c = 0; c < width; c++) b1[c] = b2[c] = 0.0f;
+  for (int64_t i = begin; i < end; i++) {
+    const float* __restrict xi = x + i * xStride;
+    const float* __restrict dri = dr + i * stride;
+    for (int64_t c = 0; c < width; c++) {
+      const float dy = xi[c] * scale[c] + shift[c] > 0.0f ? dri[c] : 0.0f;
+      b1[c] += dy;
+      b2[c] += dy * xi[c];
     }
+  }
+  for (int64_t c = 0; c < width; c++) {
+    sd[c] += b1[c];
+    sdx[c] += b2[c];
   }
 }
 
-TORCH_CPU_MULTIVERSION void gradRows(const float* __restrict x, const float* __restrict dr, float* __restrict dx,
-                                     int64_t begin, int64_t end, int64_t channels, const float* __restrict scale,
+// dx = scale * dy + a * x + b over one block of rows, plus acc where given; dx and acc rows are `width` apart.
+TORCH_CPU_MULTIVERSION void gradRows(const float* __restrict x, int64_t xStride, const float* __restrict dr,
+                                     int64_t stride, float* __restrict dx, const float* __restrict acc,
+                                     int64_t begin, int64_t end, int64_t width, const float* __restrict scale,
                                      const float* __restrict shift, const float* __restrict a,
                                      const float* __restrict b) {
-  for (int64_t i = begin; i < end; i++) {
-    const float* __restrict xi = x + i * channels;
-    const float* __restrict dri = dr + i * channels;
-    float* __restrict dxi = dx + i * channels;
-    for (int64_t c = 0; c < channels; c++) {
-      const float dy = xi[c] * scale[c] + shift[c] > 0.0f ? dri[c] : 0.0f;
-      dxi[c] = scale[c] * dy + a[c] * xi[c] + b[c];
+  const auto rowsWith = [&](auto w, auto withAcc) TORCH_CPU_INLINE {
+    for (int64_t i = begin; i < end; i++) {
+      const float* __restrict xi = x + i * xStride;
+      const float* __restrict dri = dr + i * stride;
+      const float* __restrict acci = acc + i * w;
+      float* __restrict dxi = dx + i * w;
+      for (int64_t c = 0; c < w; c++) {
+        const float dy = xi[c] * scale[c] + shift[c] > 0.0f ? dri[c] : 0.0f;
+        const float g = scale[c] * dy + a[c] * xi[c] + b[c];
+        if constexpr (decltype(withAcc)::value) {
+          dxi[c] = acci[c] + g;
+        } else {
+          dxi[c] = g;
+        }
+      }
     }
-  }
+  };
+  withWidth(width, [&](auto w) TORCH_CPU_INLINE {
+    if (acc) {
+      rowsWith(w, std::true_type());
+    } else {
+      rowsWith(w, std::false_type());
+    }
+  });
+}
+
+/** Runs f(begin, end) on blocks of at most kRowBlock rows, in parallel over threads. */
+template <typename F>
+void forEachRowBlock(int64_t rows, int64_t channels, const F& f) {
+  at::parallel_for(0, rows, rowGrain(channels), [&](int64_t begin, int64_t end) {
+    for (int64_t block = begin; block < end; block += kRowBlock) f(block, std::min(end, block + kRowBlock));
+  });
+}
+
+int64_t totalWidth(const std::vector<ChannelPiece>& pieces) {
+  int64_t total = 0;
+  for (const ChannelPiece& p : pieces) total += p.width;
+  return total;
 }
 
 }  // namespace
@@ -299,15 +354,21 @@ void moments(const float* x, int64_t count, int64_t channels, float* mean, float
   }
 }
 
-void bnRelu(const float* x, int64_t count, int64_t channels, const float* scale, const float* shift, float* r) {
-  at::parallel_for(0, count / channels, rowGrain(channels), [&](int64_t begin, int64_t end) {
-    bnReluRows(x, r, begin, end, channels, scale, shift);
+void bnRelu(const std::vector<ChannelPiece>& pieces, int64_t rows, const float* scale, const float* shift, float* r) {
+  const int64_t channels = totalWidth(pieces);
+  forEachRowBlock(rows, channels, [&](int64_t begin, int64_t end) {
+    int64_t start = 0;
+    for (const ChannelPiece& p : pieces) {
+      bnReluRows(p.data, p.width, r + start, channels, begin, end, p.width, scale + start, shift + start);
+      start += p.width;
+    }
   });
 }
 
-void bnReluGrad(const float* x, const float* dr, int64_t count, int64_t channels, const float* gamma,
-                const float* beta, const float* mean, const float* invStd, float* dx, float* dGamma, float* dBeta) {
-  const int64_t rows = count / channels;
+void bnReluGrad(const std::vector<ChannelPiece>& pieces, int64_t rows, const float* dr, const float* gamma,
+                const float* beta, const float* mean, const float* invStd, const std::vector<GradSplit>& splits,
+                float* dGamma, float* dBeta) {
+  const int64_t channels = totalWidth(pieces);
   // The forward's float32 scale and shift (gamma * invStd, beta - mean * scale) give the same ReLU mask.
   std::vector<float> scale(channels), shift(channels), a(channels), b(channels);
   for (int64_t c = 0; c < channels; c++) {
@@ -315,11 +376,18 @@ void bnReluGrad(const float* x, const float* dr, int64_t count, int64_t channels
     shift[c] = beta[c] - mean[c] * scale[c];
   }
   ChannelSums sums(channels, at::get_num_threads());
-  at::parallel_for(0, rows, rowGrain(channels), [&](int64_t begin, int64_t end) {
+  std::vector<std::vector<float>> partials(static_cast<size_t>(at::get_num_threads()));
+  forEachRowBlock(rows, channels, [&](int64_t begin, int64_t end) {
     const int t = at::get_thread_num();
-    std::vector<float> b1(channels), b2(channels);
-    gradSumRows(x, dr, begin, end, channels, scale.data(), shift.data(), sums.first(t), sums.second(t), b1.data(),
-                b2.data());
+    std::vector<float>& partial = partials[t];
+    partial.resize(2 * channels);
+    int64_t start = 0;
+    for (const ChannelPiece& p : pieces) {
+      gradSumRows(p.data, p.width, dr + start, channels, begin, end, p.width, scale.data() + start,
+                  shift.data() + start, sums.first(t) + start, sums.second(t) + start, partial.data() + start,
+                  partial.data() + channels + start);
+      start += p.width;
+    }
   });
   const double m = static_cast<double>(rows);
   for (int64_t c = 0; c < channels; c++) {
@@ -332,8 +400,28 @@ void bnReluGrad(const float* x, const float* dr, int64_t count, int64_t channels
     a[c] = static_cast<float>(-s * gOverM);
     b[c] = static_cast<float>(s * (mean[c] * gOverM - sd / m));
   }
-  at::parallel_for(0, rows, rowGrain(channels), [&](int64_t begin, int64_t end) {
-    gradRows(x, dr, dx, begin, end, channels, scale.data(), shift.data(), a.data(), b.data());
+  // Each split reads x from the piece it lies in.
+  struct Source {
+    const float* x;
+    int64_t xStride;
+    int64_t channel;
+  };
+  std::vector<Source> sources;
+  int64_t channel = 0;
+  size_t piece = 0;
+  int64_t pieceStart = 0;
+  for (const GradSplit& s : splits) {
+    while (channel >= pieceStart + pieces[piece].width) pieceStart += pieces[piece++].width;
+    sources.push_back({pieces[piece].data + (channel - pieceStart), pieces[piece].width, channel});
+    channel += s.width;
+  }
+  forEachRowBlock(rows, channels, [&](int64_t begin, int64_t end) {
+    for (size_t j = 0; j < splits.size(); j++) {
+      const Source& src = sources[j];
+      const int64_t c = src.channel;
+      gradRows(src.x, src.xStride, dr + c, channels, splits[j].data, splits[j].acc, begin, end, splits[j].width,
+               scale.data() + c, shift.data() + c, a.data() + c, b.data() + c);
+    }
   });
 }
 

@@ -58,16 +58,35 @@ void batchNorm(const float* x, int64_t count, int64_t channels, const float* mea
 /** Per-channel mean and biased variance over the last axis of length `channels` (one pass). */
 void moments(const float* x, int64_t count, int64_t channels, float* mean, float* variance);
 
-/** r = max(x * scale + shift, 0) over the last axis of length `channels`. */
-void bnRelu(const float* x, int64_t count, int64_t channels, const float* scale, const float* shift, float* r);
+/** `rows` rows of `width` contiguous floats: one channel piece of a larger (concatenated) tensor. */
+struct ChannelPiece {
+  const float* data;
+  int64_t width;
+};
+
+/** One channel split of an input gradient: `width` floats per row, plus `acc` (same layout) where non-null. */
+struct GradSplit {
+  float* data;
+  const float* acc;
+  int64_t width;
+};
+
+/**
+ * r = max(x * scale + shift, 0) per channel, where x is the channel concatenation of `pieces`
+ * (never built); r has rows of sum(widths) floats.
+ */
+void bnRelu(const std::vector<ChannelPiece>& pieces, int64_t rows, const float* scale, const float* shift, float* r);
 
 /**
  * Backward of r = relu(gamma * (x - mean) * invStd + beta) with batch statistics, given dr
- * (the ReLU mask is recomputed from x): dBeta = sum(dy), dGamma = invStd * (sum(dy * x) -
- * mean * sum(dy)), dx = scale * dy + a * x + b with the batch-norm mean terms folded into a, b.
+ * (the ReLU mask is recomputed from x, the concatenation of `pieces`): dBeta = sum(dy),
+ * dGamma = invStd * (sum(dy * x) - mean * sum(dy)), dx = scale * dy + a * x + b with the
+ * batch-norm mean terms folded into a, b. dx is written split along channels into `splits`
+ * (each within one piece), each added to its accumulator where given.
  */
-void bnReluGrad(const float* x, const float* dr, int64_t count, int64_t channels, const float* gamma,
-                const float* beta, const float* mean, const float* invStd, float* dx, float* dGamma, float* dBeta);
+void bnReluGrad(const std::vector<ChannelPiece>& pieces, int64_t rows, const float* dr, const float* gamma,
+                const float* beta, const float* mean, const float* invStd, const std::vector<GradSplit>& splits,
+                float* dGamma, float* dBeta);
 
 void maxPool(const at::Tensor& x, const PoolGeometry& p, OutputSlot& out, const std::vector<int64_t>& outNhwc);
 void maxPoolGrad(const at::Tensor& dy, const at::Tensor& x, const PoolGeometry& p, OutputSlot& out);

@@ -12,7 +12,9 @@
 // (the module shares the backend's memory and owns none of it); scratch space is
 // passed in by the caller.
 //
-// Layout: `rows` rows of `channels` floats (NHWC with rows = N*H*W).
+// Layout: the logical x is `rows` rows of `channels` floats (NHWC with rows =
+// N*H*W), given as channel pieces (the channel concatenation, never built) and
+// described to the kernels by a table of Segments (below).
 #include <stdint.h>
 #include <wasm_simd128.h>
 
@@ -29,6 +31,21 @@ static inline v128_t to_f32x4(v128_t lo, v128_t hi) {
   return wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(lo), wasm_f32x4_demote_f64x2_zero(hi), 0, 1, 4, 5);
 }
 
+// Channels [channel, channel + width) of the logical x: row r of them is read at
+// x + r * x_stride and its result written at out + r * out_stride, added to
+// acc + r * out_stride where acc is not null. The caller writes a table of these
+// (7 u32 words each) into the scratch memory it passes in.
+typedef struct {
+  const float* x;
+  u32 x_stride;
+  u32 channel;
+  u32 width;
+  float* out;
+  u32 out_stride;
+  const float* acc;
+} Segment;
+_Static_assert(sizeof(Segment) == 7 * sizeof(u32), "src/backend/wasm-fused-kernels.ts writes segments as 7 u32 words");
+
 // ---------------------------------------------------------------------------
 // Forward: out = max(0, x * scale[c] + shift[c]), computed in float64.
 
@@ -39,31 +56,39 @@ static inline float bn_relu_scalar(float x, double s, double h) {
   return (float)(y > 0 ? y : 0);
 }
 
+// One row of one segment; s and h point at the segment's first channel.
+static inline void bn_relu_row(const float* xr, float* o, const double* s, const double* h, u32 width) {
+  if (width < 4) {
+    for (u32 c = 0; c < width; c++) o[c] = bn_relu_scalar(xr[c], s[c], h[c]);
+    return;
+  }
+  const v128_t zero = wasm_f64x2_splat(0);
+  // Four channels at a time; the last group is moved back to end at `width`
+  // (overlapping the previous one, which it rewrites with the same values).
+  for (u32 c0 = 0; c0 < width; c0 += 4) {
+    const u32 c = c0 + 4 <= width ? c0 : width - 4;
+    const v128_t x4 = wasm_v128_load(xr + c);
+    // pmax(0, y) is (0 < y ? y : 0): NaN gives 0, as in the reference.
+    const v128_t ylo = wasm_f64x2_pmax(zero, wasm_f64x2_add(wasm_f64x2_mul(lo_f64(x4), wasm_v128_load(s + c)), wasm_v128_load(h + c)));
+    const v128_t yhi = wasm_f64x2_pmax(zero, wasm_f64x2_add(wasm_f64x2_mul(hi_f64(x4), wasm_v128_load(s + c + 2)), wasm_v128_load(h + c + 2)));
+    wasm_v128_store(o + c, to_f32x4(ylo, yhi));
+  }
+}
+
+// segs: one per (non-empty) x piece, out pointing at its channels of the output
+// (out_stride = channels); acc is ignored. Row by row over all pieces, so the
+// output is written in order.
 EXPORT(bn_relu)
-void bn_relu(const float* x, const float* scale, const float* shift, float* out, u32 rows, u32 channels, double* scratch) {
+void bn_relu(const Segment* segs, u32 nsegs, const float* scale, const float* shift, u32 rows, u32 channels, double* scratch) {
   double* s = scratch;
   double* h = scratch + channels;
   for (u32 c = 0; c < channels; c++) {
     s[c] = scale[c];
     h[c] = shift[c];
   }
-  const v128_t zero = wasm_f64x2_splat(0);
   for (u32 r = 0; r < rows; r++) {
-    const float* xr = x + r * channels;
-    float* o = out + r * channels;
-    if (channels < 4) {
-      for (u32 c = 0; c < channels; c++) o[c] = bn_relu_scalar(xr[c], s[c], h[c]);
-      continue;
-    }
-    // Four channels at a time; the last group is moved back to end at `channels`
-    // (overlapping the previous one, which it rewrites with the same values).
-    for (u32 c0 = 0; c0 < channels; c0 += 4) {
-      const u32 c = c0 + 4 <= channels ? c0 : channels - 4;
-      const v128_t x4 = wasm_v128_load(xr + c);
-      // pmax(0, y) is (0 < y ? y : 0): NaN gives 0, as in the reference.
-      const v128_t ylo = wasm_f64x2_pmax(zero, wasm_f64x2_add(wasm_f64x2_mul(lo_f64(x4), wasm_v128_load(s + c)), wasm_v128_load(h + c)));
-      const v128_t yhi = wasm_f64x2_pmax(zero, wasm_f64x2_add(wasm_f64x2_mul(hi_f64(x4), wasm_v128_load(s + c + 2)), wasm_v128_load(h + c + 2)));
-      wasm_v128_store(o + c, to_f32x4(ylo, yhi));
+    for (const Segment* g = segs; g < segs + nsegs; g++) {
+      bn_relu_row(g->x + r * g->x_stride, g->out + r * g->out_stride, s + g->channel, h + g->channel, g->width);
     }
   }
 }
@@ -110,7 +135,8 @@ static void relu_threshold(double s, double h, float* sign, float* threshold) {
   *threshold = from_order_key(lo);
 }
 
-// Per-channel scratch of bn_relu_grad: five float64 arrays, then two float32 ones.
+// Per-channel scratch of bn_relu_grad (all channels of the logical x): five
+// float64 arrays, then two float32 ones.
 typedef struct {
   double *scale, *sum_dy, *sum_dy_x, *a, *k;
   float *sign, *threshold;
@@ -131,72 +157,80 @@ static GradScratch grad_scratch(void* base, u32 channels) {
   return g;
 }
 
-static inline v128_t relu_mask(v128_t x4, const GradScratch* g, u32 c) {
-  return wasm_f32x4_ge(wasm_f32x4_mul(x4, wasm_v128_load(g->sign + c)), wasm_v128_load(g->threshold + c));
+// The ReLU mask of channels k..k+3.
+static inline v128_t relu_mask(v128_t x4, const GradScratch* g, u32 k) {
+  return wasm_f32x4_ge(wasm_f32x4_mul(x4, wasm_v128_load(g->sign + k)), wasm_v128_load(g->threshold + k));
 }
 
-// Pass 1: per-channel sums of dy and dy*x over active elements, in float64 and in
-// row order (exact products, the reference's summation order).
-static void grad_sums(const float* x, const float* dr, u32 rows, u32 channels, const GradScratch* g) {
-  const u32 vec_end = channels & ~3u;
-  for (u32 r = 0; r < rows; r++) {
-    const float* xr = x + r * channels;
-    const float* dd = dr + r * channels;
-    for (u32 c = 0; c < vec_end; c += 4) {
-      const v128_t x4 = wasm_v128_load(xr + c);
-      const v128_t mask = relu_mask(x4, g, c);
-      // Inactive lanes add +0 and +0*+0 (masking x too keeps inf*0 out).
-      const v128_t d4 = wasm_v128_and(wasm_v128_load(dd + c), mask);
-      const v128_t xm = wasm_v128_and(x4, mask);
-      const v128_t dlo = lo_f64(d4), dhi = hi_f64(d4);
-      wasm_v128_store(g->sum_dy + c, wasm_f64x2_add(wasm_v128_load(g->sum_dy + c), dlo));
-      wasm_v128_store(g->sum_dy + c + 2, wasm_f64x2_add(wasm_v128_load(g->sum_dy + c + 2), dhi));
-      wasm_v128_store(g->sum_dy_x + c, wasm_f64x2_add(wasm_v128_load(g->sum_dy_x + c), wasm_f64x2_mul(dlo, lo_f64(xm))));
-      wasm_v128_store(g->sum_dy_x + c + 2, wasm_f64x2_add(wasm_v128_load(g->sum_dy_x + c + 2), wasm_f64x2_mul(dhi, hi_f64(xm))));
-    }
-    for (u32 c = vec_end; c < channels; c++) {
-      if (xr[c] * g->sign[c] >= g->threshold[c]) {
-        const double d = dd[c];
-        g->sum_dy[c] += d;
-        g->sum_dy_x[c] += d * xr[c];
-      }
+// Pass 1, one row of one segment whose first channel is k0: per-channel sums of dy
+// and dy*x over active elements, in float64 and in row order (exact products, the
+// reference's summation order).
+static inline void grad_sums_row(const float* xr, const float* dd, u32 width, u32 k0, const GradScratch* g) {
+  const u32 vec_end = width & ~3u;
+  for (u32 c = 0; c < vec_end; c += 4) {
+    const u32 k = k0 + c;
+    const v128_t x4 = wasm_v128_load(xr + c);
+    const v128_t mask = relu_mask(x4, g, k);
+    // Inactive lanes add +0 and +0*+0 (masking x too keeps inf*0 out).
+    const v128_t d4 = wasm_v128_and(wasm_v128_load(dd + c), mask);
+    const v128_t xm = wasm_v128_and(x4, mask);
+    const v128_t dlo = lo_f64(d4), dhi = hi_f64(d4);
+    wasm_v128_store(g->sum_dy + k, wasm_f64x2_add(wasm_v128_load(g->sum_dy + k), dlo));
+    wasm_v128_store(g->sum_dy + k + 2, wasm_f64x2_add(wasm_v128_load(g->sum_dy + k + 2), dhi));
+    wasm_v128_store(g->sum_dy_x + k, wasm_f64x2_add(wasm_v128_load(g->sum_dy_x + k), wasm_f64x2_mul(dlo, lo_f64(xm))));
+    wasm_v128_store(g->sum_dy_x + k + 2, wasm_f64x2_add(wasm_v128_load(g->sum_dy_x + k + 2), wasm_f64x2_mul(dhi, hi_f64(xm))));
+  }
+  // The tail can't overlap the last group as the other passes do: it would add twice.
+  for (u32 c = vec_end; c < width; c++) {
+    const u32 k = k0 + c;
+    if (xr[c] * g->sign[k] >= g->threshold[k]) {
+      const double d = dd[c];
+      g->sum_dy[k] += d;
+      g->sum_dy_x[k] += d * xr[c];
     }
   }
 }
 
-// Pass 2: dx = dy*scale + x*a + k (float64, rounded once).
-static inline float grad_dx_scalar(float x, float d, const GradScratch* g, u32 c) {
-  const double dy = x * g->sign[c] >= g->threshold[c] ? d : 0;
-  return (float)(dy * g->scale[c] + x * g->a[c] + g->k[c]);
+// Pass 2: dx = dy*scale + x*a + k (float64, rounded once), then + acc in float32.
+static inline float grad_dx_scalar(float x, float d, const GradScratch* g, u32 k) {
+  const double dy = x * g->sign[k] >= g->threshold[k] ? d : 0;
+  return (float)(dy * g->scale[k] + x * g->a[k] + g->k[k]);
 }
 
-static void grad_dx(const float* x, const float* dr, float* dx, u32 rows, u32 channels, const GradScratch* g) {
-  for (u32 r = 0; r < rows; r++) {
-    const float* xr = x + r * channels;
-    const float* dd = dr + r * channels;
-    float* o = dx + r * channels;
-    if (channels < 4) {
-      for (u32 c = 0; c < channels; c++) o[c] = grad_dx_scalar(xr[c], dd[c], g, c);
-      continue;
+// One row of one segment whose first channel is k0; ar is the accumulator's row or null.
+static inline void grad_dx_row(const float* xr, const float* dd, const float* ar, float* o, u32 width, u32 k0, const GradScratch* g) {
+  if (width < 4) {
+    for (u32 c = 0; c < width; c++) {
+      const float v = grad_dx_scalar(xr[c], dd[c], g, k0 + c);
+      o[c] = ar ? ar[c] + v : v;
     }
-    for (u32 c0 = 0; c0 < channels; c0 += 4) {
-      const u32 c = c0 + 4 <= channels ? c0 : channels - 4;  // overlapping last group, as in bn_relu
-      const v128_t x4 = wasm_v128_load(xr + c);
-      const v128_t d4 = wasm_v128_and(wasm_v128_load(dd + c), relu_mask(x4, g, c));
-      const v128_t olo = wasm_f64x2_add(
-          wasm_f64x2_add(wasm_f64x2_mul(lo_f64(d4), wasm_v128_load(g->scale + c)), wasm_f64x2_mul(lo_f64(x4), wasm_v128_load(g->a + c))),
-          wasm_v128_load(g->k + c));
-      const v128_t ohi = wasm_f64x2_add(
-          wasm_f64x2_add(wasm_f64x2_mul(hi_f64(d4), wasm_v128_load(g->scale + c + 2)), wasm_f64x2_mul(hi_f64(x4), wasm_v128_load(g->a + c + 2))),
-          wasm_v128_load(g->k + c + 2));
-      wasm_v128_store(o + c, to_f32x4(olo, ohi));
-    }
+    return;
+  }
+  for (u32 c0 = 0; c0 < width; c0 += 4) {
+    // Overlapping last group, as in bn_relu_row (o is never acc, so rewriting is harmless).
+    const u32 c = c0 + 4 <= width ? c0 : width - 4;
+    const u32 k = k0 + c;
+    const v128_t x4 = wasm_v128_load(xr + c);
+    const v128_t d4 = wasm_v128_and(wasm_v128_load(dd + c), relu_mask(x4, g, k));
+    const v128_t olo = wasm_f64x2_add(
+        wasm_f64x2_add(wasm_f64x2_mul(lo_f64(d4), wasm_v128_load(g->scale + k)), wasm_f64x2_mul(lo_f64(x4), wasm_v128_load(g->a + k))),
+        wasm_v128_load(g->k + k));
+    const v128_t ohi = wasm_f64x2_add(
+        wasm_f64x2_add(wasm_f64x2_mul(hi_f64(d4), wasm_v128_load(g->scale + k + 2)), wasm_f64x2_mul(hi_f64(x4), wasm_v128_load(g->a + k + 2))),
+        wasm_v128_load(g->k + k + 2));
+    const v128_t v = to_f32x4(olo, ohi);
+    wasm_v128_store(o + c, ar ? wasm_f32x4_add(wasm_v128_load(ar + c), v) : v);
   }
 }
 
+// pieces: one per (non-empty) x piece, for the sums (out and acc ignored). splits:
+// one per output dx_j (out = dx_j, out_stride = its width, acc = acc_j or null),
+// x pointing at the split's first channel in its piece. dr is the whole [rows,
+// channels]; dgamma and dbeta have `channels` floats.
 EXPORT(bn_relu_grad)
-void bn_relu_grad(const float* x, const float* dr, const float* gamma, const float* beta, const float* mean,
-                  const float* inv_std, float* dx, float* dgamma, float* dbeta, u32 rows, u32 channels, void* scratch) {
+void bn_relu_grad(const Segment* pieces, u32 npieces, const Segment* splits, u32 nsplits, const float* dr,
+                  const float* gamma, const float* beta, const float* mean, const float* inv_std,
+                  float* dgamma, float* dbeta, u32 rows, u32 channels, void* scratch) {
   const GradScratch g = grad_scratch(scratch, channels);
   for (u32 c = 0; c < channels; c++) {
     g.scale[c] = (double)gamma[c] * inv_std[c];
@@ -204,7 +238,12 @@ void bn_relu_grad(const float* x, const float* dr, const float* gamma, const flo
     g.sum_dy[c] = 0;
     g.sum_dy_x[c] = 0;
   }
-  grad_sums(x, dr, rows, channels, &g);
+  for (u32 r = 0; r < rows; r++) {
+    const float* dd = dr + r * channels;
+    for (const Segment* s = pieces; s < pieces + npieces; s++) {
+      grad_sums_row(s->x + r * s->x_stride, dd + s->channel, s->width, s->channel, &g);
+    }
+  }
   // dx = scale * (dy - sum_dy/M - xhat * dgamma/M) = dy*scale + x*a + k, M = rows.
   const double count = rows;
   for (u32 c = 0; c < channels; c++) {
@@ -215,5 +254,14 @@ void bn_relu_grad(const float* x, const float* dr, const float* gamma, const flo
     g.a[c] = -g.scale[c] * dg_over_m;
     g.k[c] = g.scale[c] * (mean[c] * dg_over_m - g.sum_dy[c] / count);
   }
-  grad_dx(x, dr, dx, rows, channels, &g);
+  for (u32 r = 0; r < rows; r++) {
+    const float* dd = dr + r * channels;
+    for (const Segment* s = splits; s < splits + nsplits; s++) {
+      const float* xr = s->x + r * s->x_stride;
+      float* o = s->out + r * s->out_stride;
+      // Two copies of the row loop, one without the accumulator.
+      if (s->acc) grad_dx_row(xr, dd + s->channel, s->acc + r * s->out_stride, o, s->width, s->channel, &g);
+      else grad_dx_row(xr, dd + s->channel, 0, o, s->width, s->channel, &g);
+    }
+  }
 }

@@ -10,7 +10,9 @@ import * as path from 'path';
 import * as tf from '../tf';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { addCandidate, BackendCandidate } from './index';
-import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD } from '../core/fused-kernels';
+import {
+  BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, BnReluGradAttrs, accumulators, checkChannelInputs, concatShape, splitSegments, xPieces,
+} from '../core/fused-kernels';
 
 export const TORCH_CPU = 'torch-cpu';
 export const THREADS_ENV = 'DENSENET_THREADS';
@@ -29,9 +31,10 @@ interface Addon {
   batchNorm(x: Float32Array, channels: number, mean: Float32Array, variance: Float32Array, scale: Float32Array | null,
     offset: Float32Array | null, epsilon: number, out: Float32Array): void;
   moments(x: Float32Array, channels: number, mean: Float32Array, variance: Float32Array): void;
-  bnRelu(x: Float32Array, channels: number, scale: Float32Array, shift: Float32Array, out: Float32Array): void;
-  bnReluGrad(x: Float32Array, dr: Float32Array, channels: number, gamma: Float32Array, beta: Float32Array, mean: Float32Array,
-    invStd: Float32Array, dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array): void;
+  bnRelu(pieces: Float32Array[], widths: number[], scale: Float32Array, shift: Float32Array, out: Float32Array): void;
+  bnReluGrad(pieces: Float32Array[], widths: number[], dr: Float32Array, gamma: Float32Array, beta: Float32Array,
+    mean: Float32Array, invStd: Float32Array, splitWidths: number[], dxs: Float32Array[], accs: Array<Float32Array | null>,
+    dGamma: Float32Array, dBeta: Float32Array): void;
   maxPool(x: Float32Array, xShape: number[], pool: number[], out: Float32Array, outShape: number[]): void;
   avgPool(x: Float32Array, xShape: number[], pool: number[], out: Float32Array, outShape: number[]): void;
   maxPoolGrad(dy: Float32Array, dyShape: number[], x: Float32Array, xShape: number[], pool: number[], out: Float32Array): void;
@@ -693,32 +696,39 @@ function momentsKernel(args: KernelArgs): tf.TensorInfo[] {
   return [output(backend, [c], mean), output(backend, [c], variance)];
 }
 
-/** { x, scale, shift } -> relu(x * scale + shift), per channel. */
+/** BN_RELU: relu(x * scale + shift) per channel, x whole or as channel pieces (src/core/fused-kernels.ts). */
 function bnReluKernel(args: KernelArgs): tf.TensorInfo {
   const backend = args.backend as TorchCpuBackend;
-  const { x, scale, shift } = args.inputs as Record<'x' | 'scale' | 'shift', tf.TensorInfo>;
-  const c = lastAxis(x);
-  assertFloats(BN_RELU, { x, scale, shift }, c, ['scale', 'shift']);
-  const out = backend.floats(size(x.shape));
-  nativeFor(BN_RELU).bnRelu(floatsOf(backend, x), c, floatsOf(backend, scale), floatsOf(backend, shift), out);
-  return output(backend, x.shape, out);
+  const inputs = args.inputs as Record<string, tf.TensorInfo>;
+  const pieces = xPieces(inputs, BN_RELU);
+  checkChannelInputs(BN_RELU, pieces, { scale: inputs.scale, shift: inputs.shift });
+  const shape = concatShape(pieces);
+  const out = backend.floats(size(shape));
+  nativeFor(BN_RELU).bnRelu(pieces.map((p) => floatsOf(backend, p)), pieces.map(lastAxis),
+    floatsOf(backend, inputs.scale), floatsOf(backend, inputs.shift), out);
+  return output(backend, shape, out);
 }
 
-/** { x, dr, gamma, beta, mean, invStd } -> [dx, dGamma, dBeta] of relu(BN_train(x)); the mask is recomputed from x. */
+/** BN_RELU_GRAD: [dx splits (plus their accumulators), dGamma, dBeta] of relu(BN_train(x)); the mask is recomputed from x. */
 function bnReluGradKernel(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as TorchCpuBackend;
-  const { x, dr, gamma, beta, mean, invStd } = args.inputs as Record<'x' | 'dr' | 'gamma' | 'beta' | 'mean' | 'invStd', tf.TensorInfo>;
-  const c = lastAxis(x);
-  assertFloats(BN_RELU_GRAD, { x, dr, gamma, beta, mean, invStd }, c, ['gamma', 'beta', 'mean', 'invStd']);
-  if (!tf.util.arraysEqual(x.shape, dr.shape)) {
-    throw new Error(`${BN_RELU_GRAD} (torch-cpu): 'dr' has shape [${dr.shape}], expected the shape of x, [${x.shape}]`);
-  }
-  const dx = backend.floats(size(x.shape));
+  const inputs = args.inputs as Record<string, tf.TensorInfo>;
+  const { dr, gamma, beta, mean, invStd } = inputs;
+  const pieces = xPieces(inputs, BN_RELU_GRAD);
+  const c = checkChannelInputs(BN_RELU_GRAD, pieces, { gamma, beta, mean, invStd }, dr);
+  const segments = splitSegments(pieces, (args.attrs as BnReluGradAttrs | undefined)?.splits, BN_RELU_GRAD);
+  const accs = accumulators(inputs, pieces, segments, BN_RELU_GRAD);
+  const lead = pieces[0].shape.slice(0, -1);
+  const dxs = segments.map((s) => backend.floats(size(lead) * s.width));
   const dGamma = new Float32Array(c);
   const dBeta = new Float32Array(c);
-  nativeFor(BN_RELU_GRAD).bnReluGrad(floatsOf(backend, x), floatsOf(backend, dr), c, floatsOf(backend, gamma),
-    floatsOf(backend, beta), floatsOf(backend, mean), floatsOf(backend, invStd), dx, dGamma, dBeta);
-  return [output(backend, x.shape, dx), output(backend, [c], dGamma), output(backend, [c], dBeta)];
+  nativeFor(BN_RELU_GRAD).bnReluGrad(pieces.map((p) => floatsOf(backend, p)), pieces.map(lastAxis), floatsOf(backend, dr),
+    floatsOf(backend, gamma), floatsOf(backend, beta), floatsOf(backend, mean), floatsOf(backend, invStd),
+    segments.map((s) => s.width), dxs, accs.map((a) => (a ? floatsOf(backend, a) : null)), dGamma, dBeta);
+  return [
+    ...segments.map((s, j) => output(backend, [...lead, s.width], dxs[j])),
+    output(backend, [c], dGamma), output(backend, [c], dBeta),
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,14 +1,21 @@
 // The fused BatchNorm-ReLU kernels (src/core/fused-kernels.ts) for the wasm backend.
 //
 // Scalar JS loops over the wasm heap are several times slower than the backend's
-// own SIMD ops, so these kernels are C compiled to a 3 KB WebAssembly module
+// own SIMD ops, so these kernels are C compiled to a 4 KB WebAssembly module
 // (native/wasm-kernels/bn_relu.c, built by scripts/build-wasm-kernels.sh and
 // embedded in wasm-fused-kernels-binary.ts). The module imports tfjs-backend-wasm's
 // linear memory and reads and writes the tensors where they live: no copies, no
 // temporaries beyond the outputs and a few bytes per channel of scratch. Results
 // equal the cpu backend's JS kernels bit for bit.
+//
+// Both take x whole or as channel pieces, and the backward writes dx split and added to
+// accumulators, as the contract in src/core/fused-kernels.ts says (its helpers do the
+// validation and the layout). The module is told where each piece and split lies by a
+// small table of segments written into the scratch memory.
 import * as tf from '../tf';
-import { BN_RELU, BN_RELU_GRAD } from '../core/fused-kernels';
+import {
+  BN_RELU, BN_RELU_GRAD, BnReluGradAttrs, SplitSegment, accumulators, checkChannelInputs, concatShape, splitSegments, xPieces,
+} from '../core/fused-kernels';
 import { WASM_FUSED_KERNELS_BASE64 } from './wasm-fused-kernels-binary';
 
 const WASM = 'wasm';
@@ -16,11 +23,12 @@ const WASM = 'wasm';
 /** What the compiled module exports (pointers are byte offsets into the backend's memory). */
 interface KernelExports {
   bn_relu_scratch_bytes(channels: number): number;
-  bn_relu(x: number, scale: number, shift: number, out: number, rows: number, channels: number, scratch: number): void;
+  bn_relu(segments: number, numSegments: number, scale: number, shift: number, rows: number, channels: number, scratch: number): void;
   bn_relu_grad_scratch_bytes(channels: number): number;
   bn_relu_grad(
-    x: number, dr: number, gamma: number, beta: number, mean: number, invStd: number,
-    dx: number, dGamma: number, dBeta: number, rows: number, channels: number, scratch: number,
+    pieces: number, numPieces: number, splits: number, numSplits: number, dr: number,
+    gamma: number, beta: number, mean: number, invStd: number, dGamma: number, dBeta: number,
+    rows: number, channels: number, scratch: number,
   ): void;
 }
 
@@ -59,7 +67,7 @@ function memoryProblem(backend: unknown): string | null {
   return null;
 }
 
-function kernelsFor(backend: unknown, kernelName: string): { b: WasmBackendLike; k: KernelExports } {
+function kernelsFor(backend: unknown, kernelName: string): { b: WasmBackendLike; k: KernelExports; memory: WebAssembly.Memory } {
   const problem = memoryProblem(backend);
   if (problem !== null || kernelsModule === undefined) {
     throw new Error(`${kernelName} (wasm): cannot run: ${problem ?? 'the module is not compiled; await registerWasmFusedKernels() first'}`);
@@ -68,33 +76,69 @@ function kernelsFor(backend: unknown, kernelName: string): { b: WasmBackendLike;
   const memory = b.wasm.asm!.memory as WebAssembly.Memory;
   let k = instances.get(memory);
   if (!k) {
-    // Synchronous, but cheap: the module is compiled already and is 3 KB.
+    // Synchronous, but cheap: the module is compiled already and is 4 KB.
     k = new WebAssembly.Instance(kernelsModule, { env: { memory } }).exports as unknown as KernelExports;
     instances.set(memory, k);
   }
-  return { b, k };
+  return { b, k, memory };
 }
 
 function offsetOf(b: WasmBackendLike, info: tf.TensorInfo, kernelName: string, input: string): number {
   const offset = b.dataIdMap.get(info.dataId)?.memoryOffset;
-  if (offset == null) throw new Error(`${kernelName} (wasm): tensor '${input}' has no data on the wasm heap`);
+  if (offset == null) throw new Error(`${kernelName}: tensor '${input}' has no data on the wasm heap`);
   return offset;
 }
 
-function checkFloat(kernelName: string, name: string, info: tf.TensorInfo): void {
-  if (info.dtype !== 'float32') throw new Error(`${kernelName} (wasm): '${name}' must be float32, got ${info.dtype}`);
+type InputMap = Record<string, tf.TensorInfo | undefined>;
+
+/** The x inputs (whole or pieces, checked) with their input names and heap offsets. */
+function xInputs(b: WasmBackendLike, inputs: InputMap, kernelName: string): { pieces: tf.TensorInfo[]; offsets: number[] } {
+  // The single form keeps naming its tensor 'x' (the shared check says "x piece 0").
+  if (inputs.x && inputs.x.dtype !== 'float32') throw new Error(`${kernelName}: 'x' must be float32, got ${inputs.x.dtype}`);
+  const pieces = xPieces(inputs, kernelName);
+  const offsets = pieces.map((p, i) => offsetOf(b, p, kernelName, inputs.x ? 'x' : `x${i}`));
+  return { pieces, offsets };
 }
 
-/** Channel count of x (its last axis), checked against the per-channel vectors. */
-function channelsOf(kernelName: string, x: tf.TensorInfo, vectors: Record<string, tf.TensorInfo>): number {
-  const channels = x.shape.length > 0 ? x.shape[x.shape.length - 1] : 1;
-  for (const [name, v] of Object.entries(vectors)) {
-    checkFloat(kernelName, name, v);
-    if (v.shape.length !== 1 || v.shape[0] !== channels) {
-      throw new Error(`${kernelName} (wasm): '${name}' has shape [${v.shape}], expected [${channels}] (the last axis of x, [${x.shape}])`);
-    }
-  }
-  return channels;
+function lastAxis(t: tf.TensorInfo): number {
+  return t.shape[t.shape.length - 1];
+}
+
+/** Rows of the logical x: every axis but the last. */
+function rowsOf(pieces: tf.TensorInfo[]): number {
+  return tf.util.sizeFromShape(pieces[0].shape.slice(0, -1));
+}
+
+/** A Segment of bn_relu.c: pointers as byte offsets (`acc` 0 for none), strides in floats. */
+interface Segment {
+  x: number;
+  xStride: number;
+  channel: number;
+  width: number;
+  out: number;
+  outStride: number;
+  acc: number;
+}
+
+/** Size of a Segment in the module's memory: 7 u32 words. */
+const SEGMENT_BYTES = 7 * 4;
+
+/** Segments for the sums (and the forward's writes): one per non-empty x piece, at its channels of the whole. */
+function pieceSegments(pieces: tf.TensorInfo[], offsets: number[], out = 0, outStride = 0): Segment[] {
+  const segments: Segment[] = [];
+  let channel = 0;
+  pieces.forEach((p, i) => {
+    const width = lastAxis(p);
+    if (width > 0) segments.push({ x: offsets[i], xStride: width, channel, width, out: out + 4 * channel, outStride, acc: 0 });
+    channel += width;
+  });
+  return segments;
+}
+
+/** Writes the tables at `at` (call after the last allocation: a heap that grows detaches views). */
+function writeSegments(memory: WebAssembly.Memory, at: number, segments: Segment[]): void {
+  const words = new Uint32Array(memory.buffer, at, (segments.length * SEGMENT_BYTES) / 4);
+  segments.forEach((s, i) => words.set([s.x, s.xStride, s.channel, s.width, s.out, s.outStride, s.acc], (i * SEGMENT_BYTES) / 4));
 }
 
 /** Runs `body` with `bytes` of scratch from the backend's allocator, freed afterwards. */
@@ -108,45 +152,67 @@ function withScratch(b: WasmBackendLike, bytes: number, body: (pointer: number) 
   }
 }
 
-/** r = max(0, x * scale[c] + shift[c]); inputs x [..., C], scale [C], shift [C]. */
+const FORWARD = `${BN_RELU} (wasm)`;
+const BACKWARD = `${BN_RELU_GRAD} (wasm)`;
+
+/** r = max(0, x * scale[c] + shift[c]); inputs x [..., C] or pieces x0, x1, ... [..., C_i], scale [C], shift [C]. */
 const bnRelu: tf.KernelFunc = ({ inputs, backend }) => {
-  const { b, k } = kernelsFor(backend, BN_RELU);
-  const { x, scale, shift } = inputs as unknown as Record<'x' | 'scale' | 'shift', tf.TensorInfo>;
-  checkFloat(BN_RELU, 'x', x);
-  const channels = channelsOf(BN_RELU, x, { scale, shift });
-  // Outputs first: allocating may grow the heap, offsets stay valid (the Memory object is the same).
-  const out = b.makeOutput(x.shape, 'float32');
-  const rows = channels === 0 ? 0 : tf.util.sizeFromShape(x.shape) / channels;
-  withScratch(b, k.bn_relu_scratch_bytes(channels), (scratch) =>
-    k.bn_relu(
-      offsetOf(b, x, BN_RELU, 'x'), offsetOf(b, scale, BN_RELU, 'scale'), offsetOf(b, shift, BN_RELU, 'shift'),
-      offsetOf(b, out, BN_RELU, 'output'), rows, channels, scratch,
-    ));
+  const { b, k, memory } = kernelsFor(backend, BN_RELU);
+  const named = inputs as unknown as InputMap;
+  const { pieces, offsets } = xInputs(b, named, FORWARD);
+  const { scale, shift } = named;
+  const channels = checkChannelInputs(FORWARD, pieces, { scale, shift });
+  const at = (info: tf.TensorInfo, name: string): number => offsetOf(b, info, FORWARD, name);
+  const scaleAt = at(scale!, 'scale');
+  const shiftAt = at(shift!, 'shift');
+  // Outputs after every check (nothing to dispose on a throw), before the scratch:
+  // allocating may grow the heap, offsets stay valid (the Memory object is the same).
+  const out = b.makeOutput(concatShape(pieces), 'float32');
+  const segments = pieceSegments(pieces, offsets, at(out, 'output'), channels);
+  const tableBytes = k.bn_relu_scratch_bytes(channels);
+  withScratch(b, tableBytes + segments.length * SEGMENT_BYTES, (scratch) => {
+    writeSegments(memory, scratch + tableBytes, segments);
+    k.bn_relu(scratch + tableBytes, segments.length, scaleAt, shiftAt, rowsOf(pieces), channels, scratch);
+  });
   return out;
 };
 
-/** [dx, dGamma, dBeta] of r = relu(BN_train(x)) given dr; the ReLU mask is recomputed from x. */
-const bnReluGrad: tf.KernelFunc = ({ inputs, backend }) => {
-  const { b, k } = kernelsFor(backend, BN_RELU_GRAD);
-  const { x, dr, gamma, beta, mean, invStd } =
-    inputs as unknown as Record<'x' | 'dr' | 'gamma' | 'beta' | 'mean' | 'invStd', tf.TensorInfo>;
-  checkFloat(BN_RELU_GRAD, 'x', x);
-  checkFloat(BN_RELU_GRAD, 'dr', dr);
-  if (!tf.util.arraysEqual(dr.shape, x.shape)) {
-    throw new Error(`${BN_RELU_GRAD} (wasm): 'dr' has shape [${dr.shape}], expected the shape of x, [${x.shape}]`);
-  }
-  const channels = channelsOf(BN_RELU_GRAD, x, { gamma, beta, mean, invStd });
-  const dx = b.makeOutput(x.shape, 'float32');
+/**
+ * [dx_0..dx_(q-1), dGamma, dBeta] of r = relu(BN_train(x)) given dr, the ReLU mask recomputed
+ * from x (whole or pieces); dx split by attrs.splits, with acc_j added where given.
+ */
+const bnReluGrad: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const { b, k, memory } = kernelsFor(backend, BN_RELU_GRAD);
+  const named = inputs as unknown as InputMap;
+  const { pieces, offsets } = xInputs(b, named, BACKWARD);
+  const { dr, gamma, beta, mean, invStd } = named;
+  const channels = checkChannelInputs(BACKWARD, pieces, { gamma, beta, mean, invStd }, dr);
+  const splits: SplitSegment[] = splitSegments(pieces, (attrs as BnReluGradAttrs | undefined)?.splits, BACKWARD);
+  const accs = accumulators(named, pieces, splits, BACKWARD);
+  const at = (info: tf.TensorInfo, name: string): number => offsetOf(b, info, BACKWARD, name);
+  const vectors = [at(dr!, 'dr'), at(gamma!, 'gamma'), at(beta!, 'beta'), at(mean!, 'mean'), at(invStd!, 'invStd')] as const;
+  const accAt = accs.map((acc, j) => (acc ? at(acc, `acc${j}`) : 0));
+  const lead = pieces[0].shape.slice(0, -1);
+  const dxs = splits.map((s) => b.makeOutput([...lead, s.width], 'float32'));
   const dGamma = b.makeOutput([channels], 'float32');
   const dBeta = b.makeOutput([channels], 'float32');
-  const rows = channels === 0 ? 0 : tf.util.sizeFromShape(x.shape) / channels;
-  const at = (info: tf.TensorInfo, name: string): number => offsetOf(b, info, BN_RELU_GRAD, name);
-  withScratch(b, k.bn_relu_grad_scratch_bytes(channels), (scratch) =>
+  const sums = pieceSegments(pieces, offsets);
+  const outs = splits.map((s, j): Segment => ({
+    x: offsets[s.piece] + 4 * s.offset, xStride: lastAxis(pieces[s.piece]), channel: s.channel, width: s.width,
+    out: at(dxs[j], `dx${j}`), outStride: s.width, acc: accAt[j],
+  }));
+  const tableBytes = k.bn_relu_grad_scratch_bytes(channels);
+  withScratch(b, tableBytes + (sums.length + outs.length) * SEGMENT_BYTES, (scratch) => {
+    const sumsAt = scratch + tableBytes;
+    const outsAt = sumsAt + sums.length * SEGMENT_BYTES;
+    writeSegments(memory, sumsAt, sums);
+    writeSegments(memory, outsAt, outs);
     k.bn_relu_grad(
-      at(x, 'x'), at(dr, 'dr'), at(gamma, 'gamma'), at(beta, 'beta'), at(mean, 'mean'), at(invStd, 'invStd'),
-      at(dx, 'dx'), at(dGamma, 'dGamma'), at(dBeta, 'dBeta'), rows, channels, scratch,
-    ));
-  return [dx, dGamma, dBeta];
+      sumsAt, sums.length, outsAt, outs.length, ...vectors,
+      at(dGamma, 'dGamma'), at(dBeta, 'dBeta'), rowsOf(pieces), channels, scratch,
+    );
+  });
+  return [...dxs, dGamma, dBeta];
 };
 
 const KERNELS: [string, tf.KernelFunc][] = [[BN_RELU, bnRelu], [BN_RELU_GRAD, bnReluGrad]];

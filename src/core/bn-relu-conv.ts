@@ -5,7 +5,7 @@
 // per-channel scale and shift, which keeps every op a broadcast over channels
 // (tfjs's own BN gradient spends most of its time tiling).
 import * as tf from '../tf';
-import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, hasFusedKernels, hasKernel } from './fused-kernels';
+import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, hasFusedKernels, hasKernel, pieceInputs } from './fused-kernels';
 
 export interface BatchNormWeights {
   gamma: tf.Tensor1D;
@@ -34,7 +34,7 @@ export interface UnitGrads {
 const SPATIAL_AXES = [0, 1, 2];
 
 /** Batch mean and variance over N, H, W; variance is the biased one, as tfjs-layers' BatchNormalization uses. */
-export function batchMoments(x: tf.Tensor4D): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
+export function batchMoments(x: tf.Tensor4D): Moments {
   if (hasKernel(BATCH_MOMENTS)) {
     const [mean, variance] = tf.engine().runKernel(BATCH_MOMENTS, { x }) as tf.Tensor1D[];
     return { mean, variance };
@@ -50,14 +50,26 @@ export function channelStats(mean: tf.Tensor1D, variance: tf.Tensor1D, epsilon: 
   return { mean, invStd: tf.tidy(() => tf.rsqrt(tf.add(variance, epsilon)) as tf.Tensor1D) };
 }
 
-/** relu(gamma * (x - mean) * invStd + beta) as one multiply-add per element. */
-export function bnRelu(x: tf.Tensor4D, bn: BatchNormWeights, stats: ChannelStats): tf.Tensor4D {
+/**
+ * relu(gamma * (x - mean) * invStd + beta) as one multiply-add per element. `x` may be
+ * given as channel pieces: the fused kernels read them in place of their concatenation.
+ */
+export function bnRelu(x: tf.Tensor4D | tf.Tensor4D[], bn: BatchNormWeights, stats: ChannelStats): tf.Tensor4D {
   return tf.tidy(() => {
     const scale = tf.mul(bn.gamma, stats.invStd);
     const shift = tf.sub(bn.beta, tf.mul(stats.mean, scale));
-    if (hasFusedKernels()) return tf.engine().runKernel(BN_RELU, { x, scale, shift }) as tf.Tensor4D;
-    return tf.relu(tf.add(tf.mul(x, scale), shift)) as tf.Tensor4D;
+    if (hasFusedKernels()) {
+      const inputs = Array.isArray(x) ? pieceInputs(x) : { x };
+      return tf.engine().runKernel(BN_RELU, { ...inputs, scale, shift }) as tf.Tensor4D;
+    }
+    return tf.relu(tf.add(tf.mul(concatChannels(x), scale), shift)) as tf.Tensor4D;
   });
+}
+
+/** The channel concatenation of `x` (a new tensor: the caller disposes it). */
+export function concatChannels(x: tf.Tensor4D | tf.Tensor4D[]): tf.Tensor4D {
+  if (!Array.isArray(x)) return x.clone();
+  return x.length === 1 ? x[0].clone() : tf.concat(x, 3);
 }
 
 export function conv(x: tf.Tensor4D, w: ConvWeights): tf.Tensor4D {
@@ -125,50 +137,99 @@ export interface UnitWeights {
   conv: ConvWeights;
 }
 
-/** Training-mode forward of one BN-ReLU-Conv unit: batch statistics, the BN-ReLU output and the conv output. */
-export function unitForward(x: tf.Tensor4D, w: UnitWeights, epsilon: number):
+export interface Moments {
+  mean: tf.Tensor1D;
+  variance: tf.Tensor1D;
+}
+
+function momentsOf(x: tf.Tensor4D | tf.Tensor4D[]): Moments {
+  if (!Array.isArray(x)) return batchMoments(x);
+  const whole = concatChannels(x);
+  const m = batchMoments(whole);
+  whole.dispose();
+  return m;
+}
+
+/**
+ * Training-mode forward of one BN-ReLU-Conv unit: batch statistics, the BN-ReLU output and
+ * the conv output. `x` may be channel pieces; `moments`, when given, are x's batch moments
+ * (a dense layer assembles them from its feature maps' moments instead of recomputing).
+ */
+export function unitForward(x: tf.Tensor4D | tf.Tensor4D[], w: UnitWeights, epsilon: number, moments?: Moments):
   { out: tf.Tensor4D; r: tf.Tensor4D; stats: ChannelStats; mean: tf.Tensor1D; variance: tf.Tensor1D } {
-  const { mean, variance } = batchMoments(x);
+  const { mean, variance } = moments ?? momentsOf(x);
   const stats = channelStats(mean, variance, epsilon);
   const r = bnRelu(x, w.bn, stats);
   return { out: conv(r, w.conv), r, stats, mean, variance };
 }
 
 /**
- * Backward of one unit: dx and the weight gradients in the order gamma, beta, kernel[, bias].
- * With `releaseActivation` the BN-ReLU output `r` is disposed as soon as it is no longer needed.
+ * Where the input gradient of a unit goes: split along channels by `splits`, each piece
+ * added to its accumulator where one is given (the running gradients of a dense block's
+ * feature maps).
+ */
+export interface InputGradTarget {
+  splits: number[];
+  accumulators: Array<tf.Tensor4D | null>;
+}
+
+/**
+ * Backward of one unit: the input gradient (one tensor per split of `target`, or one in
+ * all) and the weight gradients in the order gamma, beta, kernel[, bias]. `x` is the unit's
+ * input, whole or as channel pieces. With `releaseActivation` the BN-ReLU output `r` is
+ * disposed as soon as it is no longer needed.
  */
 export function unitBackward(
-  x: tf.Tensor4D, r: tf.Tensor4D, w: UnitWeights, stats: ChannelStats, dOut: tf.Tensor4D, releaseActivation = false,
-): { dx: tf.Tensor4D; weightGrads: tf.Tensor[] } {
+  x: tf.Tensor4D | tf.Tensor4D[], r: tf.Tensor4D, w: UnitWeights, stats: ChannelStats, dOut: tf.Tensor4D,
+  options: { releaseActivation?: boolean; target?: InputGradTarget } = {},
+): { dxs: tf.Tensor4D[]; weightGrads: tf.Tensor[] } {
   const c = convBackward(r, w.conv, dOut);
   // The fused kernel needs only x; the fallback still reads r for the ReLU mask.
   const fused = hasFusedKernels();
-  if (releaseActivation && fused) r.dispose();
-  const b = fused ? fusedBnReluBackward(x, c.dx, w.bn, stats) : bnReluBackward(r, x, c.dx, w.bn, stats);
-  if (releaseActivation && !fused) r.dispose();
+  if (options.releaseActivation && fused) r.dispose();
+  const b = fused
+    ? fusedBnReluBackward(x, c.dx, w.bn, stats, options.target)
+    : bnReluBackward(r, x, c.dx, w.bn, stats, options.target);
+  if (options.releaseActivation && !fused) r.dispose();
   c.dx.dispose();
-  return { dx: b.dx, weightGrads: [b.dGamma, b.dBeta, c.dKernel, ...(c.dBias ? [c.dBias] : [])] };
+  return { dxs: b.dxs, weightGrads: [b.dGamma, b.dBeta, c.dKernel, ...(c.dBias ? [c.dBias] : [])] };
+}
+
+interface BnReluGrads {
+  dxs: tf.Tensor4D[];
+  dGamma: tf.Tensor1D;
+  dBeta: tf.Tensor1D;
 }
 
 /** Backward of r = relu(BN_train(x)) given dr, in one kernel that recomputes the ReLU mask from x. */
-function fusedBnReluBackward(x: tf.Tensor4D, dr: tf.Tensor4D, bn: BatchNormWeights, stats: ChannelStats):
-  { dx: tf.Tensor4D; dGamma: tf.Tensor1D; dBeta: tf.Tensor1D } {
-  const [dx, dGamma, dBeta] = tf.engine().runKernel(BN_RELU_GRAD, {
-    x, dr, gamma: bn.gamma, beta: bn.beta, mean: stats.mean, invStd: stats.invStd,
-  }) as tf.Tensor[];
-  return { dx: dx as tf.Tensor4D, dGamma: dGamma as tf.Tensor1D, dBeta: dBeta as tf.Tensor1D };
+function fusedBnReluBackward(x: tf.Tensor4D | tf.Tensor4D[], dr: tf.Tensor4D, bn: BatchNormWeights, stats: ChannelStats,
+  target?: InputGradTarget): BnReluGrads {
+  const xs = Array.isArray(x) ? pieceInputs(x) : { x };
+  const accs = target ? pieceInputs(target.accumulators, 'acc') : {};
+  for (const name of Object.keys(accs)) if (accs[name] === null) delete accs[name];
+  const outs = tf.engine().runKernel(BN_RELU_GRAD, {
+    ...xs, dr, gamma: bn.gamma, beta: bn.beta, mean: stats.mean, invStd: stats.invStd, ...accs,
+  } as unknown as tf.NamedTensorMap, target ? { splits: target.splits } : {}) as tf.Tensor[];
+  const n = outs.length - 2;
+  return { dxs: outs.slice(0, n) as tf.Tensor4D[], dGamma: outs[n] as tf.Tensor1D, dBeta: outs[n + 1] as tf.Tensor1D };
 }
 
 /** The same with composite ops, for backends without the fused kernels. */
-function bnReluBackward(r: tf.Tensor4D, x: tf.Tensor4D, dr: tf.Tensor4D, bn: BatchNormWeights, stats: ChannelStats):
-  { dx: tf.Tensor4D; dGamma: tf.Tensor1D; dBeta: tf.Tensor1D } {
+function bnReluBackward(r: tf.Tensor4D, x: tf.Tensor4D | tf.Tensor4D[], dr: tf.Tensor4D, bn: BatchNormWeights,
+  stats: ChannelStats, target?: InputGradTarget): BnReluGrads {
   const mask = tf.step(r);
   const dy = tf.mul(dr, mask) as tf.Tensor4D;
   mask.dispose();
-  const b = batchNormBackward(x, dy, bn, stats);
-  dy.dispose();
-  return b;
+  const whole = concatChannels(x);
+  const b = batchNormBackward(whole, dy, bn, stats);
+  tf.dispose([dy, whole]);
+  if (!target) return { ...b, dxs: [b.dx] };
+  const dxs = tf.tidy(() => {
+    const pieces = target.splits.length === 1 ? [b.dx] : (tf.split(b.dx, target.splits, 3) as tf.Tensor4D[]);
+    return pieces.map((p, j) => (target.accumulators[j] ? (tf.add(target.accumulators[j]!, p) as tf.Tensor4D) : p.clone()));
+  });
+  b.dx.dispose();
+  return { dxs, dGamma: b.dGamma, dBeta: b.dBeta };
 }
 
 /** The weights of a unit as customGrad inputs, in the order unitBackward returns their gradients. */

@@ -2,17 +2,122 @@
 // to four full-size temporaries per call; these make one pass (forward) or two (backward)
 // over the data with no temporaries, which is both the memory peak and most of the time
 // of the dense layers' backward pass. The JS versions here serve the cpu backend (4-18x
-// faster than its composite ops); scalar JS is slower than wasm's SIMD ops, so the wasm
-// backend registers its own under the same names (src/backend). Other backends fall back
-// to the composite ops.
+// faster than its composite ops) and are the reference the others must equal; scalar JS
+// is slower than wasm's SIMD ops, so the wasm and torch-cpu backends register their own
+// under the same names (src/backend). Other backends fall back to the composite ops.
+//
+// A dense layer's input is the channel concatenation of its block's feature maps. Both
+// kernels take it as those pieces (inputs x0, x1, ...), so the concatenation is never
+// built, and the backward writes the input gradient straight into per-piece outputs added
+// to the running gradients: no Concat, SplitV or Add around the layer.
 import * as tf from '../tf';
 
+/**
+ * { x | x0..x(p-1), scale, shift } -> r = max(0, x * scale + shift) per channel (the last
+ * axis); with pieces, r has the shape of their channel concatenation.
+ */
 export const BN_RELU = 'DenseNetBnRelu';
+/**
+ * Backward of r = relu(BN_train(x)) given dr, the ReLU mask recomputed from x:
+ * { x | x0..x(p-1), dr, gamma, beta, mean, invStd, [acc0..acc(q-1)] }, attrs { splits? }
+ * -> [dx_0..dx_(q-1), dGamma, dBeta]. dx is split along channels by `splits` (default one
+ * piece; each split lies within one input piece), and dx_j has acc_j added where given.
+ */
 export const BN_RELU_GRAD = 'DenseNetBnReluGrad';
 /** { x } -> [mean, biased variance] over every axis but the last, in one pass (backends that have it). */
 export const BATCH_MOMENTS = 'DenseNetBatchMoments';
 
 type Info = tf.TensorInfo;
+type InputMap = Record<string, Info | undefined>;
+
+export interface BnReluGradAttrs {
+  splits?: number[];
+}
+
+/** Input names for a kernel call on channel pieces. */
+export function pieceInputs<T>(xs: T[], prefix = 'x'): Record<string, T> {
+  return Object.fromEntries(xs.map((x, i) => [`${prefix}${i}`, x]));
+}
+
+/** The x input: `x` alone, or the pieces x0, x1, ...; checks that they agree on every axis but the last. */
+export function xPieces(inputs: InputMap, kernel: string): Info[] {
+  const pieces = inputs.x ? [inputs.x] : [];
+  for (let i = 0; !inputs.x && inputs[`x${i}`]; i++) pieces.push(inputs[`x${i}`]!);
+  if (pieces.length === 0) throw new Error(`${kernel}: expected an input 'x' or pieces 'x0', 'x1', ...`);
+  const lead = pieces[0].shape.slice(0, -1);
+  pieces.forEach((p, i) => {
+    if (p.dtype !== 'float32') throw new Error(`${kernel}: x piece ${i} must be float32, got ${p.dtype}`);
+    if (p.shape.length === 0 || !tf.util.arraysEqual(p.shape.slice(0, -1), lead)) {
+      throw new Error(`${kernel}: x piece ${i} has shape [${p.shape}], expected [${lead},C] like piece 0`);
+    }
+  });
+  return pieces;
+}
+
+/** Shape of the channel concatenation of the pieces. */
+export function concatShape(pieces: Info[]): number[] {
+  return [...pieces[0].shape.slice(0, -1), pieces.reduce((s, p) => s + lastAxis(p), 0)];
+}
+
+function lastAxis(t: Info): number {
+  return t.shape[t.shape.length - 1];
+}
+
+/** One output piece of BN_RELU_GRAD: channels [channel, channel + width) of x, which lie in input `piece` from `offset`. */
+export interface SplitSegment {
+  piece: number;
+  offset: number;
+  channel: number;
+  width: number;
+}
+
+/** Where each split of dx lies among the input pieces. */
+export function splitSegments(pieces: Info[], splits: number[] | undefined, kernel: string): SplitSegment[] {
+  const widths = pieces.map(lastAxis);
+  const total = widths.reduce((a, b) => a + b, 0);
+  const sizes = splits ?? [total];
+  const segments: SplitSegment[] = [];
+  let piece = 0;
+  let pieceStart = 0;
+  let channel = 0;
+  for (const width of sizes) {
+    while (piece < widths.length && channel >= pieceStart + widths[piece]) pieceStart += widths[piece++];
+    if (!Number.isInteger(width) || width <= 0 || piece === widths.length || channel + width > pieceStart + widths[piece]) {
+      throw new Error(`${kernel}: splits [${sizes}] must be positive and each lie within one x piece (piece widths [${widths}])`);
+    }
+    segments.push({ piece, offset: channel - pieceStart, channel, width });
+    channel += width;
+  }
+  if (channel !== total) throw new Error(`${kernel}: splits [${sizes}] add up to ${channel}, expected ${total} channels`);
+  return segments;
+}
+
+/** The optional acc_j inputs, checked against the split shapes. */
+export function accumulators(inputs: InputMap, pieces: Info[], segments: SplitSegment[], kernel: string): Array<Info | undefined> {
+  const lead = pieces[0].shape.slice(0, -1);
+  return segments.map((s, j) => {
+    const acc = inputs[`acc${j}`];
+    if (acc && (acc.dtype !== 'float32' || !tf.util.arraysEqual(acc.shape, [...lead, s.width]))) {
+      throw new Error(`${kernel}: 'acc${j}' is ${acc.dtype} [${acc.shape}], expected float32 [${[...lead, s.width]}]`);
+    }
+    return acc;
+  });
+}
+
+/** Checks the per-channel vectors and dr (when given) against the pieces; returns the channel count. */
+export function checkChannelInputs(kernel: string, pieces: Info[], vectors: InputMap, dr?: Info): number {
+  const shape = concatShape(pieces);
+  const channels = shape[shape.length - 1];
+  for (const [name, v] of Object.entries(vectors)) {
+    if (!v || v.dtype !== 'float32' || v.shape.length !== 1 || v.shape[0] !== channels) {
+      throw new Error(`${kernel}: '${name}' is ${v ? `${v.dtype} [${v.shape}]` : 'missing'}, expected float32 [${channels}] (the channels of x, [${shape}])`);
+    }
+  }
+  if (dr && (dr.dtype !== 'float32' || !tf.util.arraysEqual(dr.shape, shape))) {
+    throw new Error(`${kernel}: 'dr' is ${dr.dtype} [${dr.shape}], expected float32 [${shape}] (the shape of x)`);
+  }
+  return channels;
+}
 
 /** How a backend exposes tensor memory to JS. */
 interface MemoryAccess {
@@ -29,43 +134,49 @@ function cpuAccess(backend: unknown): MemoryAccess {
   };
 }
 
-/** r = max(0, x * scale[c] + shift[c]). */
 function bnReluKernel(access: (backend: unknown) => MemoryAccess): tf.KernelFunc {
   return ({ inputs, backend }) => {
     const m = access(backend);
-    const { x, scale, shift } = inputs as unknown as { x: Info; scale: Info; shift: Info };
-    const [out] = m.alloc([x.shape]);
-    const xv = m.view(x);
-    const sv = m.view(scale);
-    const hv = m.view(shift);
+    const pieces = xPieces(inputs as InputMap, BN_RELU);
+    const { scale, shift } = inputs as InputMap;
+    const channels = checkChannelInputs(BN_RELU, pieces, { scale, shift });
+    const [out] = m.alloc([concatShape(pieces)]);
+    const sv = m.view(scale!);
+    const hv = m.view(shift!);
     const ov = m.view(out);
-    const channels = sv.length;
-    for (let i = 0; i < xv.length; i += channels) {
-      for (let c = 0; c < channels; c++) {
-        const y = xv[i + c] * sv[c] + hv[c];
-        ov[i + c] = y > 0 ? y : 0;
+    let start = 0;
+    for (const piece of pieces) {
+      const xv = m.view(piece);
+      const width = lastAxis(piece);
+      for (let i = 0, o = start; i < xv.length; i += width, o += channels) {
+        for (let c = 0; c < width; c++) {
+          const y = xv[i + c] * sv[start + c] + hv[start + c];
+          ov[o + c] = y > 0 ? y : 0;
+        }
       }
+      start += width;
     }
     return out;
   };
 }
 
-/**
- * Backward of r = relu(BN_train(x)) given dr: dx, dGamma, dBeta. The ReLU mask is recomputed
- * from x, so the activation itself is not needed. Sums accumulate in float64.
- */
+/** Sums accumulate in float64; each output value is rounded once, then added to its accumulator. */
 function bnReluGradKernel(access: (backend: unknown) => MemoryAccess): tf.KernelFunc {
-  return ({ inputs, backend }) => {
+  return ({ inputs, backend, attrs }) => {
     const m = access(backend);
-    const { x, dr, gamma, beta, mean, invStd } = inputs as unknown as Record<'x' | 'dr' | 'gamma' | 'beta' | 'mean' | 'invStd', Info>;
-    const channels = gamma.shape[0];
-    const [dx, dGamma, dBeta] = m.alloc([x.shape, [channels], [channels]]);
-    const xv = m.view(x);
-    const dv = m.view(dr);
-    const gv = m.view(gamma);
-    const bv = m.view(beta);
-    const mv = m.view(mean);
-    const iv = m.view(invStd);
+    const named = inputs as InputMap;
+    const pieces = xPieces(named, BN_RELU_GRAD);
+    const { dr, gamma, beta, mean, invStd } = named;
+    const channels = checkChannelInputs(BN_RELU_GRAD, pieces, { gamma, beta, mean, invStd }, dr);
+    const segments = splitSegments(pieces, (attrs as BnReluGradAttrs | undefined)?.splits, BN_RELU_GRAD);
+    const accs = accumulators(named, pieces, segments, BN_RELU_GRAD);
+    const lead = pieces[0].shape.slice(0, -1);
+    const outs = m.alloc([...segments.map((s) => [...lead, s.width]), [channels], [channels]]);
+    const dv = m.view(dr!);
+    const gv = m.view(gamma!);
+    const bv = m.view(beta!);
+    const mv = m.view(mean!);
+    const iv = m.view(invStd!);
     const scale = new Float64Array(channels);
     const shift = new Float64Array(channels);
     for (let c = 0; c < channels; c++) {
@@ -74,38 +185,52 @@ function bnReluGradKernel(access: (backend: unknown) => MemoryAccess): tf.Kernel
     }
     const sumDy = new Float64Array(channels);
     const sumDyX = new Float64Array(channels);
-    for (let i = 0; i < xv.length; i += channels) {
-      for (let c = 0; c < channels; c++) {
-        const xi = xv[i + c];
-        if (xi * scale[c] + shift[c] > 0) {
-          const d = dv[i + c];
-          sumDy[c] += d;
-          sumDyX[c] += d * xi;
+    let start = 0;
+    for (const piece of pieces) {
+      const xv = m.view(piece);
+      const width = lastAxis(piece);
+      for (let i = 0, o = start; i < xv.length; i += width, o += channels) {
+        for (let c = 0; c < width; c++) {
+          const xi = xv[i + c];
+          const k = start + c;
+          if (xi * scale[k] + shift[k] > 0) {
+            const d = dv[o + c];
+            sumDy[k] += d;
+            sumDyX[k] += d * xi;
+          }
         }
       }
+      start += width;
     }
-    const count = xv.length / channels;
+    const count = tf.util.sizeFromShape(lead);
     const a = new Float64Array(channels);
-    const k = new Float64Array(channels);
-    const dgv = m.view(dGamma);
-    const dbv = m.view(dBeta);
+    const b = new Float64Array(channels);
+    const dgv = m.view(outs[segments.length]);
+    const dbv = m.view(outs[segments.length + 1]);
     for (let c = 0; c < channels; c++) {
       const g = iv[c] * (sumDyX[c] - mv[c] * sumDy[c]);
       dgv[c] = g;
       dbv[c] = sumDy[c];
       const gOverM = (g * iv[c]) / count;
       a[c] = -scale[c] * gOverM;
-      k[c] = scale[c] * (mv[c] * gOverM - sumDy[c] / count);
+      b[c] = scale[c] * (mv[c] * gOverM - sumDy[c] / count);
     }
-    const out = m.view(dx);
-    for (let i = 0; i < xv.length; i += channels) {
-      for (let c = 0; c < channels; c++) {
-        const xi = xv[i + c];
-        const dy = xi * scale[c] + shift[c] > 0 ? dv[i + c] : 0;
-        out[i + c] = dy * scale[c] + xi * a[c] + k[c];
+    segments.forEach((s, j) => {
+      const xv = m.view(pieces[s.piece]);
+      const xWidth = lastAxis(pieces[s.piece]);
+      const out = m.view(outs[j]);
+      const acc = accs[j] ? m.view(accs[j]!) : null;
+      for (let row = 0; row < count; row++) {
+        for (let c = 0; c < s.width; c++) {
+          const k = s.channel + c;
+          const xi = xv[row * xWidth + s.offset + c];
+          const dy = xi * scale[k] + shift[k] > 0 ? dv[row * channels + k] : 0;
+          const v = Math.fround(dy * scale[k] + xi * a[k] + b[k]);
+          out[row * s.width + c] = acc ? acc[row * s.width + c] + v : v;
+        }
       }
-    }
-    return [dx, dGamma, dBeta];
+    });
+    return outs;
   };
 }
 

@@ -8,10 +8,16 @@
 // Naive mode keeps each layer's concatenation, BN-ReLU outputs and bottleneck output
 // for the backward pass; memory-efficient mode keeps only the block input, the new maps
 // and per-channel batch statistics, and recomputes the rest ("shared-buffer
-// recomputation", Pleiss et al. 2017).
+// recomputation", Pleiss et al. 2017). Where the backend has the fused kernels,
+// efficient mode never builds a concatenation at all: BN-ReLU reads the feature maps
+// in place, and its backward writes straight into their running gradients.
+//
+// A feature map's batch moments are the same in every layer that reads it, so each
+// map's are computed once and a layer's first BatchNorm assembles its own from them.
 import * as tf from '../tf';
 import {
-  ChannelStats, UnitWeights, bnRelu, channelStats, conv, unitBackward, unitForward, unitWeightList,
+  ChannelStats, Moments, UnitWeights, batchMoments, bnRelu, channelStats, concatChannels, conv, unitBackward, unitForward,
+  unitWeightList,
 } from '../core/bn-relu-conv';
 import { UnitVariables, addUnitVariables, movingStats, readUnit, updateMovingStats } from './unit-variables';
 
@@ -42,10 +48,6 @@ interface LayerRecord {
 }
 
 type Shape = Array<number | null>;
-
-function concatChannels(xs: tf.Tensor4D[]): tf.Tensor4D {
-  return xs.length === 1 ? xs[0].clone() : tf.concat(xs, 3);
-}
 
 export class DenseBlock extends tf.layers.Layer {
   static className = 'DenseNetDenseBlock';
@@ -125,31 +127,37 @@ export class DenseBlock extends tf.layers.Layer {
     });
   }
 
-  /** One dense layer in training mode; updates the moving statistics (only ever called in the forward pass). */
-  private layerForward(features: tf.Tensor4D[], layer: UnitVariables[], weights: UnitWeights[]): { out: tf.Tensor4D; record: LayerRecord } {
+  /**
+   * One dense layer in training mode, given its input feature maps and their batch moments;
+   * updates the moving statistics (only ever called in the forward pass).
+   */
+  private layerForward(features: tf.Tensor4D[], moments: Moments[], layer: UnitVariables[], weights: UnitWeights[]):
+    { out: tf.Tensor4D; record: LayerRecord } {
     const naive = !this.memoryEfficient;
     const record: LayerRecord = { stats: [], unitInputs: naive ? [] : undefined, activations: naive ? [] : undefined };
-    let h = concatChannels(features);
+    let h: tf.Tensor4D | tf.Tensor4D[] = naive ? concatChannels(features) : features;
     layer.forEach((u, i) => {
-      const { out, r, stats, mean, variance } = unitForward(h, weights[i], this.epsilon);
+      const given = i === 0 ? joinMoments(moments) : undefined;
+      const { out, r, stats, mean, variance } = unitForward(h, weights[i], this.epsilon, given);
       updateMovingStats(u, mean, variance, this.momentum);
       record.stats.push(stats);
       if (naive) {
-        record.unitInputs!.push(h);
+        record.unitInputs!.push(h as tf.Tensor4D);
         record.activations!.push(r);
       } else {
         // Freed at once, not at the end of the block: this is where the memory goes.
-        tf.dispose([h, r]);
+        tf.dispose(h === features ? r : [h as tf.Tensor4D, r]);
       }
       h = out;
     });
+    let out = h as tf.Tensor4D;
     if (this.dropRate > 0) {
-      record.mask = dropoutMask(h.shape, this.dropRate);
-      const masked = tf.mul(h, record.mask) as tf.Tensor4D;
-      h.dispose();
-      h = masked;
+      record.mask = dropoutMask(out.shape, this.dropRate);
+      const masked = tf.mul(out, record.mask) as tf.Tensor4D;
+      out.dispose();
+      out = masked;
     }
-    return { out: h, record };
+    return { out, record };
   }
 
   private trainingForward(x: tf.Tensor4D): tf.Tensor4D {
@@ -162,9 +170,11 @@ export class DenseBlock extends tf.layers.Layer {
       const created: tf.Tensor4D[] = [];
       const records: LayerRecord[] = [];
       const value = tf.tidy(() => {
+        const moments = [batchMoments(input)];
         for (let l = 0; l < this.units.length; l++) {
-          const { out, record } = this.layerForward([input, ...created], this.units[l], weights[l]);
+          const { out, record } = this.layerForward([input, ...created], moments, this.units[l], weights[l]);
           created.push(tf.keep(out));
+          moments.push(batchMoments(out));
           keepRecord(record);
           records.push(record);
         }
@@ -206,17 +216,20 @@ export class DenseBlock extends tf.layers.Layer {
         const { ins, acts } = rec.unitInputs
           ? { ins: rec.unitInputs, acts: rec.activations! }
           : recompute(features, weights[l], rec.stats);
+        // The first unit's input gradient lands in the feature maps' running gradients.
+        const target = { splits: features.map((f) => f.shape[3]), accumulators: grads.slice(0, l + 1) };
         let d = rec.mask ? (tf.mul(dOut, rec.mask) as tf.Tensor4D) : dOut;
         const unitGrads: tf.Tensor[][] = [];
+        let accumulated: tf.Tensor4D[] = [];
         for (let i = weights[l].length - 1; i >= 0; i--) {
-          const u = unitBackward(ins[i], acts[i], weights[l][i], rec.stats[i], d, true);
+          const x = ins[i] ?? features;
+          const u = unitBackward(x, acts[i], weights[l][i], rec.stats[i], d, { releaseActivation: true, target: i === 0 ? target : undefined });
           if (d !== dOut) d.dispose();
-          ins[i].dispose();
+          ins[i]?.dispose();
           unitGrads.unshift(u.weightGrads);
-          d = u.dx;
+          if (i === 0) accumulated = u.dxs;
+          else d = u.dxs[0];
         }
-        const dFeatures = l === 0 ? [d] : (tf.split(d, features.map((f) => f.shape[3]), 3) as tf.Tensor4D[]);
-        const accumulated = dFeatures.map((g, j) => (grads[j] ? tf.add(grads[j]!, g) : g));
         return { accumulated, unitGrads: unitGrads.flat() };
       });
       // Free what this layer no longer needs: its incoming gradient and the superseded sums
@@ -272,12 +285,20 @@ function dropoutMask(shape: number[], rate: number): tf.Tensor {
   return tf.tidy(() => tf.div(tf.cast(tf.greaterEqual(tf.randomUniform(shape), rate), 'float32'), 1 - rate));
 }
 
-/** Rebuilds a layer's unit inputs and BN-ReLU outputs from its input features and saved batch statistics. */
-function recompute(features: tf.Tensor4D[], weights: UnitWeights[], stats: ChannelStats[]): { ins: tf.Tensor4D[]; acts: tf.Tensor4D[] } {
-  const ins: tf.Tensor4D[] = [concatChannels(features)];
+/** The moments of a layer's input, from those of its feature maps (each computed once). */
+function joinMoments(moments: Moments[]): Moments {
+  return { mean: tf.concat(moments.map((m) => m.mean)), variance: tf.concat(moments.map((m) => m.variance)) };
+}
+
+/**
+ * Rebuilds a layer's unit inputs and BN-ReLU outputs from its feature maps and saved batch
+ * statistics. The first unit's input stays the pieces (ins[0] is null): the kernels read them in place.
+ */
+function recompute(features: tf.Tensor4D[], weights: UnitWeights[], stats: ChannelStats[]): { ins: Array<tf.Tensor4D | null>; acts: tf.Tensor4D[] } {
+  const ins: Array<tf.Tensor4D | null> = [null];
   const acts: tf.Tensor4D[] = [];
   weights.forEach((w, i) => {
-    acts.push(bnRelu(ins[i], w.bn, stats[i]));
+    acts.push(bnRelu(ins[i] ?? features, w.bn, stats[i]));
     if (i + 1 < weights.length) ins.push(conv(acts[i], w.conv));
   });
   return { ins, acts };

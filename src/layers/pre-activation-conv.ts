@@ -70,8 +70,8 @@ export class PreActivationConv extends tf.layers.Layer {
         const stats = { mean, invStd };
         const grads = tf.tidy(() => {
           const r = keptR ?? bnRelu(xs, w.bn, stats);
-          const b = unitBackward(xs, r, w, stats, dy as tf.Tensor4D, !keptR);
-          return [b.dx, ...b.weightGrads];
+          const b = unitBackward(xs, r, w, stats, dy as tf.Tensor4D, { releaseActivation: !keptR });
+          return [...b.dxs, ...b.weightGrads];
         });
         tf.dispose([dy, ...saved]); // see DenseBlock.backward
         return grads;

@@ -3,17 +3,17 @@
 // count exactly the tensors the step allocates and frees, so tf.profile's peakBytes is
 // the peak of a real run, obtained in milliseconds without memory or arithmetic.
 import * as tf from '../tf';
-import { BN_RELU, BN_RELU_GRAD } from '../core/fused-kernels';
+import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, concatShape, xPieces } from '../core/fused-kernels';
 
 export const DRY_RUN = 'densenet-dry-run';
 
 type Info = tf.TensorInfo;
 type Attrs = Record<string, unknown>;
-type ShapeRule = (inputs: Info[], attrs: Attrs) => Array<{ shape: number[]; dtype?: tf.DataType }>;
+type ShapeRule = (inputs: Info[], attrs: Attrs, named: Record<string, Info>) => Array<{ shape: number[]; dtype?: tf.DataType }>;
 
 const same: ShapeRule = (ins) => [{ shape: ins[0].shape }];
 const broadcast: ShapeRule = (ins) => [{ shape: tf.backend_util.assertAndGetBroadcastShape(ins[0].shape, ins[1].shape) }];
-const comparison: ShapeRule = (ins, attrs) => [{ ...broadcast(ins, attrs)[0], dtype: 'bool' }];
+const comparison: ShapeRule = (ins, attrs, named) => [{ ...broadcast(ins, attrs, named)[0], dtype: 'bool' }];
 
 const reduce: ShapeRule = (ins, attrs) => {
   const shape = ins[0].shape;
@@ -80,8 +80,14 @@ const RULES: Record<string, ShapeRule> = {
   Tile: (ins, a) => [{ shape: ins[0].shape.map((d, i) => d * (a.reps as number[])[i]) }],
   Transpose: (ins, a) => [{ shape: (a.perm as number[]).map((p) => ins[0].shape[p]) }],
   OneHot: (ins, a) => [{ shape: [...ins[0].shape, a.depth as number], dtype: a.dtype as tf.DataType }],
-  [BN_RELU]: same,
-  [BN_RELU_GRAD]: (ins) => [{ shape: ins[0].shape }, { shape: ins[2].shape }, { shape: ins[2].shape }],
+  [BN_RELU]: (_, a, named) => [{ shape: concatShape(xPieces(named, BN_RELU)) }],
+  [BN_RELU_GRAD]: (_, a, named) => {
+    const x = concatShape(xPieces(named, BN_RELU_GRAD));
+    const channels = x[x.length - 1];
+    const splits = (a.splits as number[] | undefined) ?? [channels];
+    return [...splits.map((w) => ({ shape: [...x.slice(0, -1), w] })), { shape: [channels] }, { shape: [channels] }];
+  },
+  [BATCH_MOMENTS]: (ins) => [{ shape: ins[0].shape.slice(-1) }, { shape: ins[0].shape.slice(-1) }],
 };
 
 /** Data-less storage: only the engine's bookkeeping of shapes and bytes is real. */
@@ -168,7 +174,7 @@ export function registerDryRunBackend(): void {
       backendName: DRY_RUN,
       kernelFunc: ({ inputs, attrs, backend }) => {
         const ins = Object.values(inputs) as Info[];
-        const outs = rule(ins, (attrs ?? {}) as Attrs).map((o) => (backend as DryRunBackend).output(o.shape, o.dtype ?? ins[0]?.dtype ?? 'float32'));
+        const outs = rule(ins, (attrs ?? {}) as Attrs, inputs as Record<string, Info>).map((o) => (backend as DryRunBackend).output(o.shape, o.dtype ?? ins[0]?.dtype ?? 'float32'));
         return outs.length === 1 ? outs[0] : outs;
       },
     });
