@@ -506,7 +506,7 @@ async function main(): Promise<void> {
     .option('--quick', 'tiny models and batches (seconds; what the tests run)')
     .option('--out <dir>', 'results folder', RESULTS_DIR)
     .option('--no-pytorch', 'leave out the PyTorch rows')
-    .option('--steps <n>', 'timed steps after the profiled one (default 2, quick 1)', Number)
+    .option('--steps <n>', 'timed steps after the profiled one (default 5, quick 1)', Number)
     .option('--backend <name>', 'tfjs backend (default: the one src/backend picks)')
     .option('--child <job>', 'internal: measure one mode in this process and print JSON')
     .parse(process.argv)
@@ -515,7 +515,7 @@ async function main(): Promise<void> {
 
   const start = Date.now();
   const quick = !!opts.quick;
-  const steps = opts.steps ?? (quick ? 1 : 2);
+  const steps = opts.steps ?? (quick ? 1 : 5);
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps ${opts.steps}: expected a positive integer`);
   const backend = await init(opts.backend, { log: null });
   progress(`backend ${backend.name} (${backend.description})${quick ? ', quick mode' : ''}`);

@@ -134,6 +134,19 @@ function cpuAccess(backend: unknown): MemoryAccess {
   };
 }
 
+/** Calls f(x, channel, index in the concatenation) for every element of the pieces' channel concatenation. */
+function forEachConcatElement(m: MemoryAccess, pieces: Info[], channels: number, f: (x: number, channel: number, at: number) => void): void {
+  let start = 0;
+  for (const piece of pieces) {
+    const xv = m.view(piece);
+    const width = lastAxis(piece);
+    for (let i = 0, o = start; i < xv.length; i += width, o += channels) {
+      for (let c = 0; c < width; c++) f(xv[i + c], start + c, o + c);
+    }
+    start += width;
+  }
+}
+
 function bnReluKernel(access: (backend: unknown) => MemoryAccess): tf.KernelFunc {
   return ({ inputs, backend }) => {
     const m = access(backend);
@@ -144,18 +157,10 @@ function bnReluKernel(access: (backend: unknown) => MemoryAccess): tf.KernelFunc
     const sv = m.view(scale!);
     const hv = m.view(shift!);
     const ov = m.view(out);
-    let start = 0;
-    for (const piece of pieces) {
-      const xv = m.view(piece);
-      const width = lastAxis(piece);
-      for (let i = 0, o = start; i < xv.length; i += width, o += channels) {
-        for (let c = 0; c < width; c++) {
-          const y = xv[i + c] * sv[start + c] + hv[start + c];
-          ov[o + c] = y > 0 ? y : 0;
-        }
-      }
-      start += width;
-    }
+    forEachConcatElement(m, pieces, channels, (x, c, at) => {
+      const y = x * sv[c] + hv[c];
+      ov[at] = y > 0 ? y : 0;
+    });
     return out;
   };
 }
@@ -185,23 +190,12 @@ function bnReluGradKernel(access: (backend: unknown) => MemoryAccess): tf.Kernel
     }
     const sumDy = new Float64Array(channels);
     const sumDyX = new Float64Array(channels);
-    let start = 0;
-    for (const piece of pieces) {
-      const xv = m.view(piece);
-      const width = lastAxis(piece);
-      for (let i = 0, o = start; i < xv.length; i += width, o += channels) {
-        for (let c = 0; c < width; c++) {
-          const xi = xv[i + c];
-          const k = start + c;
-          if (xi * scale[k] + shift[k] > 0) {
-            const d = dv[o + c];
-            sumDy[k] += d;
-            sumDyX[k] += d * xi;
-          }
-        }
+    forEachConcatElement(m, pieces, channels, (x, c, at) => {
+      if (x * scale[c] + shift[c] > 0) {
+        sumDy[c] += dv[at];
+        sumDyX[c] += dv[at] * x;
       }
-      start += width;
-    }
+    });
     const count = tf.util.sizeFromShape(lead);
     const a = new Float64Array(channels);
     const b = new Float64Array(channels);

@@ -17,7 +17,7 @@ function rotl(x: number, k: number): number {
 }
 
 /** splitmix32-style finaliser: spreads every input bit over the whole word. */
-function mix32(x: number): number {
+export function mix32(x: number): number {
   let z = (x + 0x9e3779b9) >>> 0;
   z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
   z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;

@@ -19,6 +19,7 @@ import {
   ChannelStats, Moments, UnitWeights, batchMoments, bnRelu, channelStats, concatChannels, conv, unitBackward, unitForward,
   unitWeightList,
 } from '../core/bn-relu-conv';
+import { dropoutMask } from '../core/dropout-mask';
 import { UnitVariables, addUnitVariables, movingStats, readUnit, updateMovingStats } from './unit-variables';
 
 export interface DenseBlockArgs {
@@ -279,10 +280,6 @@ function recordTensors(r: LayerRecord): tf.Tensor[] {
 
 function keepRecord(r: LayerRecord): void {
   recordTensors(r).forEach((t) => tf.keep(t));
-}
-
-function dropoutMask(shape: number[], rate: number): tf.Tensor {
-  return tf.tidy(() => tf.div(tf.cast(tf.greaterEqual(tf.randomUniform(shape), rate), 'float32'), 1 - rate));
 }
 
 /** The moments of a layer's input, from those of its feature maps (each computed once). */

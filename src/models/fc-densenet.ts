@@ -2,6 +2,7 @@
 // max-pooling transitions, a bottleneck block, and a decoder whose transposed convs
 // upsample only the previous block's new feature maps before joining the skip.
 import * as tf from '../tf';
+import { MaskDropout } from '../layers/dropout';
 import { PreActivationConv } from '../layers/pre-activation-conv';
 import { BuildOptions, DenseBlockSpec, channels, checkInputShape, concat, denseBlock } from './common';
 
@@ -26,7 +27,7 @@ function conv(name: string, filters: number, kernelSize: number): tf.layers.Laye
 function transitionDown(x: tf.SymbolicTensor, i: number, arch: FCDenseNetArch, memoryEfficient: boolean): tf.SymbolicTensor {
   const p = `transition_down${i}`;
   let y = new PreActivationConv({ name: p, filters: channels(x), kernelSize: 1, useBias: true, memoryEfficient }).apply(x) as tf.SymbolicTensor;
-  if (arch.dropRate > 0) y = tf.layers.dropout({ name: `${p}_drop`, rate: arch.dropRate }).apply(y) as tf.SymbolicTensor;
+  if (arch.dropRate > 0) y = new MaskDropout({ name: `${p}_drop`, rate: arch.dropRate }).apply(y) as tf.SymbolicTensor;
   return tf.layers.maxPooling2d({ name: `${p}_pool`, poolSize: 2, strides: 2 }).apply(y) as tf.SymbolicTensor;
 }
 

@@ -4,6 +4,7 @@
 // the peak of a real run, obtained in milliseconds without memory or arithmetic.
 import * as tf from '../tf';
 import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, concatShape, xPieces } from '../core/fused-kernels';
+import { DROPOUT_MASK } from '../core/dropout-mask';
 
 export const DRY_RUN = 'densenet-dry-run';
 
@@ -87,6 +88,7 @@ const RULES: Record<string, ShapeRule> = {
     const splits = (a.splits as number[] | undefined) ?? [channels];
     return [...splits.map((w) => ({ shape: [...x.slice(0, -1), w] })), { shape: [channels] }, { shape: [channels] }];
   },
+  [DROPOUT_MASK]: (_, a) => [{ shape: a.shape as number[] }],
   [BATCH_MOMENTS]: (ins) => [{ shape: ins[0].shape.slice(-1) }, { shape: ins[0].shape.slice(-1) }],
 };
 

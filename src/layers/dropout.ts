@@ -1,0 +1,28 @@
+// Dropout for the zoo's models with the masks of src/core/dropout-mask.ts, as the dense
+// blocks use: seeded by the trainer's stream, drawn in one pass, and only a shape in the
+// planner's dry run (tfjs's own dropout draws full-size random tensors in JavaScript).
+import * as tf from '../tf';
+import { dropoutMask } from '../core/dropout-mask';
+
+export class MaskDropout extends tf.layers.Layer {
+  static className = 'DenseNetDropout';
+  readonly rate: number;
+
+  constructor(args: { name?: string; rate: number }) {
+    super({ name: args.name });
+    if (!(args.rate >= 0 && args.rate < 1)) throw new Error(`${args.name ?? 'dropout'}: rate must be in [0, 1), got ${args.rate}`);
+    this.rate = args.rate;
+  }
+
+  call(inputs: tf.Tensor | tf.Tensor[], kwargs: { training?: boolean }): tf.Tensor {
+    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    if (!kwargs.training || this.rate === 0) return tf.clone(x);
+    return tf.tidy(() => tf.mul(x, dropoutMask(x.shape, this.rate)));
+  }
+
+  getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), rate: this.rate };
+  }
+}
+
+tf.serialization.registerClass(MaskDropout);
