@@ -83,3 +83,22 @@ test('doctor names the chosen backend and every candidate', () => {
   assert.deepEqual(info.backends.filter((b) => b.name === 'cpu' || b.name === 'wasm').map((b) => b.available), [true, true]);
   assert.equal(info.backends.find((b) => b.name === 'tensorflow')?.available, false);
 });
+
+test('bench kernels: efficient mode runs BN-ReLU twice per unit (forward and recompute) and concatenates nothing per layer', () => {
+  const r = densenet('bench', 'kernels', 'densenet-40-k12', '--batch', '2', '--input', '8x8x3', '--steps', '1', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { backend: string; kernels: Array<{ kernel: string; naiveCalls: number; efficientCalls: number; naiveMs: number }> };
+  assert.equal(out.backend, 'wasm');
+  const calls = (name: string) => out.kernels.find((k) => k.kernel === name) ?? { naiveCalls: 0, efficientCalls: 0 };
+  // densenet-40-k12: 3 blocks of 12 single-unit layers, and 2 transitions (also recomputed).
+  assert.equal(calls('DenseNetBnRelu').naiveCalls, 36 + 2);
+  assert.equal(calls('DenseNetBnRelu').efficientCalls, 2 * (36 + 2));
+  assert.equal(calls('DenseNetBnReluGrad').efficientCalls, 36 + 2);
+  // Naive builds (and keeps) the concatenated input of every layer after the first of each
+  // block (3 x 11); efficient builds none. Both join per-map moments and each block's output.
+  assert.equal(calls('Concat').naiveCalls - calls('Concat').efficientCalls, 33);
+  assert.ok(out.kernels.every((k) => k.naiveMs >= 0));
+  const table = densenet('bench', 'kernels', 'densenet-40-k12', '--batch', '2', '--input', '8x8x3', '--steps', '1', '--top', '3');
+  assert.match(table.stdout, /\| kernel \| naive ms \|/);
+  assert.match(table.stdout, /\| all kernels \|/);
+});

@@ -1,10 +1,11 @@
-// `bench memory`, `bench speed` and `bench depth`.
+// `bench memory`, `bench speed`, `bench kernels` and `bench depth`.
 import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import * as zoo from '../../zoo';
 import { MemoryBenchResult, ModeMeasurement, benchMemory, benchSpeed } from '../bench/memory';
 import { depthSweep } from '../bench/depth-sweep';
+import { kernelTable, profileKernels } from '../bench/kernel-profile';
 import { formatPlan, parseBytes, planMemory } from '../plan/planner';
 import { lineChart, saveHtml } from '../viz';
 import { initBackend, parseInputShape, parsePositiveInt } from './zoo-commands';
@@ -75,6 +76,21 @@ export function registerBenchCommands(program: Command): void {
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2)
         : `${r.model} batch ${r.batch} ${r.input.join('x')} on ${r.backend}${r.memoryEfficient ? ' (efficient)' : ''}: ` +
           `${train}inference ${r.inferenceImagesPerSec.toFixed(2)} images/s (${r.inferenceMsPerBatch.toFixed(0)} ms per batch)`) + '\n');
+    });
+
+  bench
+    .command('kernels <name>')
+    .description('per-kernel time of a training step (tf.profile), naive against memory-efficient')
+    .requiredOption('--batch <n>', 'batch size', parsePositiveInt('--batch'))
+    .option('--input <HxWxC>', 'input size', parseInputShape)
+    .option('--steps <n>', 'profiled steps to average', parsePositiveInt('--steps'), 2)
+    .option('--top <n>', 'kernels listed (the rest are summed)', parsePositiveInt('--top'), 15)
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, opts: { batch: number; input?: [number, number, number]; steps: number; top: number; json?: boolean }) => {
+      zoo.entry(name);
+      await initBackend(program);
+      const r = await profileKernels(name, { batch: opts.batch, inputShape: opts.input, steps: opts.steps });
+      process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : kernelTable(r, opts.top)) + '\n');
     });
 
   bench

@@ -113,16 +113,19 @@ export class DenseBlock extends tf.layers.Layer {
   }
 
   private inferenceForward(x: tf.Tensor4D): tf.Tensor4D {
+    // BN-ReLU on pieces has no registered gradient: under a gradient tape (input gradients,
+    // saliency) the layer input is concatenated, and tfjs differentiates the whole-x kernel.
+    const inPlace = !tf.engine().isTapeOn();
     return tf.tidy(() => {
       const features = [x];
       for (const layer of this.units) {
-        let h = concatChannels(features);
+        let h: tf.Tensor4D | tf.Tensor4D[] = inPlace ? features.slice() : concatChannels(features);
         for (const u of layer) {
           const { mean, variance } = movingStats(u);
           const w = readUnit(u);
           h = conv(bnRelu(h, w.bn, channelStats(mean, variance, this.epsilon)), w.conv);
         }
-        features.push(h);
+        features.push(h as tf.Tensor4D); // a conv output: every layer has at least one unit
       }
       return this.assemble(x, features.slice(1));
     });
