@@ -133,8 +133,6 @@ export interface PlannedPeak {
 }
 
 export interface MemoryRow extends MemoryCase {
-  /** How the figures were computed. */
-  method?: string;
   naive?: PlannedPeak;
   efficient?: PlannedPeak;
   error?: string;
@@ -153,7 +151,8 @@ async function planCases(cases: MemoryCase[], budgetBytes: number): Promise<Memo
     const first = done.get(key);
     progress(`${c.model} ${c.input.join('x')} batch ${c.batch}`);
     try {
-      const row: MemoryRow = first ? { ...c, method: first.method } : { ...c, ...(await planFirst(c, budgetBytes)) };
+      const plan = first ? undefined : await planMemory(c.model, { batch: c.batch, budgetBytes, inputShape: c.input });
+      const row: MemoryRow = plan ? { ...c, naive: plan.naive, efficient: plan.efficient } : { ...c };
       if (first) for (const mode of MODES) row[mode] = { ...first[mode]!, peakBytes: await dryRunPeak(c, c.batch, mode === 'efficient') };
       if (!first) done.set(key, row);
       rows.push(row);
@@ -162,37 +161,6 @@ async function planCases(cases: MemoryCase[], budgetBytes: number): Promise<Memo
     }
   }
   return rows;
-}
-
-/** Batches of the slope for models with dropout (see planFirst). */
-const SMALL_SLOPE: [number, number] = [1, 3];
-
-/**
- * planMemory for models without dropout. With dropout (FC-DenseNet), tfjs draws every mask in
- * JavaScript, values the dry run then drops: at the planner's slope batches (64 and 128) a
- * 384x480 mask is gigabytes of real memory and minutes of time. Those models get the planner's
- * method at small batches instead: dry runs at 1 and 3 for the slope, at the recipe's batch for
- * the peak, and a dry run that confirms the largest batch. At these sizes the activations,
- * which are linear in the batch, outweigh the weights by far, so the slope is the planner's.
- */
-async function planFirst(c: MemoryCase, budgetBytes: number): Promise<Pick<MemoryRow, 'naive' | 'efficient' | 'method'>> {
-  if (!(zoo.resolveArch(c.model).dropRate > 0)) {
-    const p = await planMemory(c.model, { batch: c.batch, budgetBytes, inputShape: c.input });
-    return { naive: p.naive, efficient: p.efficient, method: 'planMemory' };
-  }
-  const out: Pick<MemoryRow, 'naive' | 'efficient' | 'method'> = { method: `dry runs at batches ${SMALL_SLOPE.join(' and ')} (model has dropout)` };
-  for (const mode of MODES) {
-    const efficient = mode === 'efficient';
-    const [b1, b2] = SMALL_SLOPE;
-    const [p1, p2] = [await dryRunPeak(c, b1, efficient), await dryRunPeak(c, b2, efficient)];
-    const bytesPerImage = (p2 - p1) / (b2 - b1);
-    const fixedBytes = p1 - b1 * bytesPerImage;
-    let maxBatch = Math.max(0, Math.floor((budgetBytes - fixedBytes) / bytesPerImage));
-    while (maxBatch > 0 && (await dryRunPeak(c, maxBatch, efficient)) > budgetBytes) maxBatch--;
-    const peakBytes = c.batch === b1 ? p1 : c.batch === b2 ? p2 : await dryRunPeak(c, c.batch, efficient);
-    out[mode] = { peakBytes, bytesPerImage, fixedBytes, maxBatch };
-  }
-  return out;
 }
 
 async function dryRunPeak(c: MemoryCase, batch: number, memoryEfficient: boolean): Promise<number> {
@@ -226,7 +194,7 @@ function summaryTable(recipes: Recipe[], memory: Map<string, MemoryRow[]>, budge
         continue;
       }
       const ratio = m.naive && m.efficient ? (m.efficient.peakBytes / m.naive.peakBytes).toFixed(3) : '';
-      lines.push(`${head} | ${m.label}${m.method === 'planMemory' ? '' : ' †'} | ${gb(m.naive?.peakBytes)} | ${gb(m.efficient?.peakBytes)} | ${ratio} | ${m.naive?.maxBatch ?? ''} / ${m.efficient?.maxBatch ?? ''} | ${runs} |`);
+      lines.push(`${head} | ${m.label} | ${gb(m.naive?.peakBytes)} | ${gb(m.efficient?.peakBytes)} | ${ratio} | ${m.naive?.maxBatch ?? ''} / ${m.efficient?.maxBatch ?? ''} | ${runs} |`);
     }
   }
   return lines.join('\n');
@@ -281,7 +249,6 @@ async function main(): Promise<void> {
     'Memory: the planner\'s peak tensor bytes of one training step (forward, backward, SGD-momentum update; weights, gradients and the one optimizer slot per weight that the trainer\'s SGD and RMSprop keep alike; 1 GB = 10^9 bytes), ' +
       'computed by a dry run on data-less tensors that follows the kernels of the CPU backends (fused BN-ReLU). On tensorflow-gpu, TensorFlow\'s allocator, cuDNN workspaces and the CUDA context ' +
       'add to it, and BN-ReLU runs as separate tfjs ops. Leave a margin of a GB or two. Max batch: the largest batch whose predicted peak fits the budget.',
-    `† FC-DenseNet (dropout): the planner's method at batches ${SMALL_SLOPE.join(' and ')} instead of its 64 and 128, whose dropout masks tfjs would draw in JavaScript (gigabytes at 384x480); the peak at the recipe's batch is a dry run at that batch either way.`,
   ].join('\n\n');
   await writeResultAsync('gpu-recipes', {
     command: commandLine(),

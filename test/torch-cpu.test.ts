@@ -463,8 +463,10 @@ test('a memory-efficient DenseNet-BC training step (fused moments, BN-ReLU, cust
   const calls: Record<string, number> = {};
   const got = deltas(TORCH_CPU, calls);
   for (const k of [BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD]) assert.ok((calls[k] ?? 0) > 0, `${k} did not run in libtorch`);
+  // Float32 sums in another order, through 100 layers whose last BatchNorms see 16 values:
+  // the worst weight differs by 5e-4 to 1.1e-3 over random initialisations; a wrong kernel by O(1).
   got.forEach((g, i) => {
     const err = maxRelativeErrorOf(g, want[i]);
-    assert.ok(err < 1e-3, `weight ${i} [${initial[i].shape}]: update differs from cpu's, relative error ${err.toExponential(2)}`);
+    assert.ok(err < 5e-3, `weight ${i} [${initial[i].shape}]: update differs from cpu's, relative error ${err.toExponential(2)}`);
   });
 });
