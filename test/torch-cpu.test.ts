@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as tf from '../src/tf';
 import { init, listCandidates } from '../src/backend';
 import {
-  TORCH_CPU, nativeCallCounts, registerTorchCpuCandidate, threadsFromEnv, torchCpuInfo,
+  ADDON_PATH, TORCH_CPU, nativeCallCounts, registerTorchCpuCandidate, threadsFromEnv, torchCpuInfo,
 } from '../src/backend/torch-cpu';
 import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD } from '../src/core/fused-kernels';
 import { maxRelativeErrorOf } from './helpers';
@@ -379,6 +379,18 @@ test('fused moments, BN-ReLU and BN-ReLU backward equal tfjs ops and autodiff on
     const { mean, invStd } = stats(t(x));
     return tf.engine().runKernel(BN_RELU_GRAD, { x: t(x), dr: t(dr), gamma: t(gamma), beta: t(beta), mean, invStd }) as tf.Tensor[];
   });
+});
+
+test('the addon itself refuses a dx split that crosses a piece or leaves channels out', { skip }, () => {
+  const addon = require(ADDON_PATH) as { bnReluGrad(...args: unknown[]): void };
+  const rows = 6;
+  const f = (n: number) => new Float32Array(n);
+  const call = (splits: number[]) => addon.bnReluGrad([f(rows * 4), f(rows * 4)], [4, 4], f(rows * 8), f(8), f(8), f(8), f(8),
+    splits, splits.map((w) => f(rows * w)), splits.map(() => null), f(8), f(8));
+  call([4, 2, 2]);
+  assert.throws(() => call([2, 4, 2]), /split widths: each split must be positive and lie within one piece/);
+  assert.throws(() => call([4, 3]), /split widths: expected widths adding up to 8/);
+  assert.throws(() => call([4, 0, 4]), /expected positive widths/);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -334,6 +334,33 @@ int64_t totalWidth(const std::vector<ChannelPiece>& pieces) {
   return total;
 }
 
+/** Where split j of dx reads x: the piece it lies in, from its channel offset there. */
+struct SplitSource {
+  const float* x;
+  int64_t xStride;
+  int64_t channel;
+};
+
+/** The source of each split; throws unless every split is positive and lies within one piece, and they cover all. */
+std::vector<SplitSource> splitSources(const std::vector<ChannelPiece>& pieces, const std::vector<GradSplit>& splits) {
+  std::vector<SplitSource> sources;
+  int64_t channel = 0;
+  size_t piece = 0;
+  int64_t pieceStart = 0;
+  for (const GradSplit& s : splits) {
+    while (piece < pieces.size() && channel >= pieceStart + pieces[piece].width) pieceStart += pieces[piece++].width;
+    if (s.width <= 0 || piece == pieces.size() || channel + s.width > pieceStart + pieces[piece].width) {
+      throw std::invalid_argument("split widths: each split must be positive and lie within one piece");
+    }
+    sources.push_back({pieces[piece].data + (channel - pieceStart), pieces[piece].width, channel});
+    channel += s.width;
+  }
+  if (channel != totalWidth(pieces)) {
+    throw std::invalid_argument("split widths: expected widths adding up to " + std::to_string(totalWidth(pieces)));
+  }
+  return sources;
+}
+
 }  // namespace
 
 void moments(const float* x, int64_t count, int64_t channels, float* mean, float* variance) {
@@ -369,6 +396,7 @@ void bnReluGrad(const std::vector<ChannelPiece>& pieces, int64_t rows, const flo
                 const float* beta, const float* mean, const float* invStd, const std::vector<GradSplit>& splits,
                 float* dGamma, float* dBeta) {
   const int64_t channels = totalWidth(pieces);
+  const std::vector<SplitSource> sources = splitSources(pieces, splits);
   // The forward's float32 scale and shift (gamma * invStd, beta - mean * scale) give the same ReLU mask.
   std::vector<float> scale(channels), shift(channels), a(channels), b(channels);
   for (int64_t c = 0; c < channels; c++) {
@@ -400,24 +428,9 @@ void bnReluGrad(const std::vector<ChannelPiece>& pieces, int64_t rows, const flo
     a[c] = static_cast<float>(-s * gOverM);
     b[c] = static_cast<float>(s * (mean[c] * gOverM - sd / m));
   }
-  // Each split reads x from the piece it lies in.
-  struct Source {
-    const float* x;
-    int64_t xStride;
-    int64_t channel;
-  };
-  std::vector<Source> sources;
-  int64_t channel = 0;
-  size_t piece = 0;
-  int64_t pieceStart = 0;
-  for (const GradSplit& s : splits) {
-    while (channel >= pieceStart + pieces[piece].width) pieceStart += pieces[piece++].width;
-    sources.push_back({pieces[piece].data + (channel - pieceStart), pieces[piece].width, channel});
-    channel += s.width;
-  }
   forEachRowBlock(rows, channels, [&](int64_t begin, int64_t end) {
     for (size_t j = 0; j < splits.size(); j++) {
-      const Source& src = sources[j];
+      const SplitSource& src = sources[j];
       const int64_t c = src.channel;
       gradRows(src.x, src.xStride, dr + c, channels, splits[j].data, splits[j].acc, begin, end, splits[j].width,
                scale.data() + c, shift.data() + c, a.data() + c, b.data() + c);
