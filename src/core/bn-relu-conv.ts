@@ -142,12 +142,12 @@ export interface Moments {
   variance: tf.Tensor1D;
 }
 
-function momentsOf(x: tf.Tensor4D | tf.Tensor4D[]): Moments {
-  if (!Array.isArray(x)) return batchMoments(x);
-  const whole = concatChannels(x);
-  const m = batchMoments(whole);
-  whole.dispose();
-  return m;
+export interface UnitForward {
+  out: tf.Tensor4D;
+  r: tf.Tensor4D;
+  stats: ChannelStats;
+  mean: tf.Tensor1D;
+  variance: tf.Tensor1D;
 }
 
 /**
@@ -155,9 +155,10 @@ function momentsOf(x: tf.Tensor4D | tf.Tensor4D[]): Moments {
  * the conv output. `x` may be channel pieces; `moments`, when given, are x's batch moments
  * (a dense layer assembles them from its feature maps' moments instead of recomputing).
  */
-export function unitForward(x: tf.Tensor4D | tf.Tensor4D[], w: UnitWeights, epsilon: number, moments?: Moments):
-  { out: tf.Tensor4D; r: tf.Tensor4D; stats: ChannelStats; mean: tf.Tensor1D; variance: tf.Tensor1D } {
-  const { mean, variance } = moments ?? momentsOf(x);
+export function unitForward(x: tf.Tensor4D, w: UnitWeights, epsilon: number): UnitForward;
+export function unitForward(x: tf.Tensor4D | tf.Tensor4D[], w: UnitWeights, epsilon: number, moments: Moments): UnitForward;
+export function unitForward(x: tf.Tensor4D | tf.Tensor4D[], w: UnitWeights, epsilon: number, moments?: Moments): UnitForward {
+  const { mean, variance } = moments ?? batchMoments(x as tf.Tensor4D);
   const stats = channelStats(mean, variance, epsilon);
   const r = bnRelu(x, w.bn, stats);
   return { out: conv(r, w.conv), r, stats, mean, variance };
@@ -205,8 +206,7 @@ interface BnReluGrads {
 function fusedBnReluBackward(x: tf.Tensor4D | tf.Tensor4D[], dr: tf.Tensor4D, bn: BatchNormWeights, stats: ChannelStats,
   target?: InputGradTarget): BnReluGrads {
   const xs = Array.isArray(x) ? pieceInputs(x) : { x };
-  const accs = target ? pieceInputs(target.accumulators, 'acc') : {};
-  for (const name of Object.keys(accs)) if (accs[name] === null) delete accs[name];
+  const accs = Object.fromEntries((target?.accumulators ?? []).flatMap((a, j) => (a ? [[`acc${j}`, a]] : [])));
   const outs = tf.engine().runKernel(BN_RELU_GRAD, {
     ...xs, dr, gamma: bn.gamma, beta: bn.beta, mean: stats.mean, invStd: stats.invStd, ...accs,
   } as unknown as tf.NamedTensorMap, target ? { splits: target.splits } : {}) as tf.Tensor[];

@@ -141,8 +141,9 @@ export class DenseBlock extends tf.layers.Layer {
     const record: LayerRecord = { stats: [], unitInputs: naive ? [] : undefined, activations: naive ? [] : undefined };
     let h: tf.Tensor4D | tf.Tensor4D[] = naive ? concatChannels(features) : features;
     layer.forEach((u, i) => {
-      const given = i === 0 ? joinMoments(moments) : undefined;
-      const { out, r, stats, mean, variance } = unitForward(h, weights[i], this.epsilon, given);
+      const { out, r, stats, mean, variance } = i === 0
+        ? unitForward(h, weights[i], this.epsilon, joinMoments(moments))
+        : unitForward(h as tf.Tensor4D, weights[i], this.epsilon);
       updateMovingStats(u, mean, variance, this.momentum);
       record.stats.push(stats);
       if (naive) {
