@@ -11,7 +11,8 @@ import * as tf from '../tf';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { addCandidate, BackendCandidate } from './index';
 import {
-  BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, BnReluGradAttrs, accumulators, checkChannelInputs, concatShape, splitSegments, xPieces,
+  BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, BnReluGradAttrs, accumulators, checkChannelInputs, concatShape, lastAxis, splitSegments,
+  xPieces,
 } from '../core/fused-kernels';
 
 export const TORCH_CPU = 'torch-cpu';
@@ -671,10 +672,6 @@ function tile(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
 // ---------------------------------------------------------------------------------------------
 // Fused BN-ReLU kernels: the training core's contract (src/core/fused-kernels.ts), plus moments
 
-
-function lastAxis(t: tf.TensorInfo): number {
-  return t.shape[t.shape.length - 1];
-}
 
 function assertFloats(kernel: string, ts: Record<string, tf.TensorInfo>, channels: number, perChannel: string[]): void {
   for (const [name, t] of Object.entries(ts)) {

@@ -14,7 +14,8 @@
 // small table of segments written into the scratch memory.
 import * as tf from '../tf';
 import {
-  BN_RELU, BN_RELU_GRAD, BnReluGradAttrs, SplitSegment, accumulators, checkChannelInputs, concatShape, splitSegments, xPieces,
+  BN_RELU, BN_RELU_GRAD, BnReluGradAttrs, SplitSegment, accumulators, checkChannelInputs, concatShape, lastAxis, splitSegments,
+  xPieces,
 } from '../core/fused-kernels';
 import { WASM_FUSED_KERNELS_BASE64 } from './wasm-fused-kernels-binary';
 
@@ -98,10 +99,6 @@ function xInputs(b: WasmBackendLike, inputs: InputMap, kernelName: string): { pi
   const pieces = xPieces(inputs, kernelName);
   const offsets = pieces.map((p, i) => offsetOf(b, p, kernelName, inputs.x ? 'x' : `x${i}`));
   return { pieces, offsets };
-}
-
-function lastAxis(t: tf.TensorInfo): number {
-  return t.shape[t.shape.length - 1];
 }
 
 /** Rows of the logical x: every axis but the last. */

@@ -59,7 +59,8 @@ export function concatShape(pieces: Info[]): number[] {
   return [...pieces[0].shape.slice(0, -1), pieces.reduce((s, p) => s + lastAxis(p), 0)];
 }
 
-function lastAxis(t: Info): number {
+/** Channels of a tensor: its last axis. */
+export function lastAxis(t: Info): number {
   return t.shape[t.shape.length - 1];
 }
 
