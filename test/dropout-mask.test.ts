@@ -51,7 +51,7 @@ test('the mask is a function of the seed, which comes from the (seedable) Math.r
 });
 
 test('a rate outside [0, 1) is refused, naming it', () => {
-  assert.throws(() => dropoutMaskValues(10, 1, 0), /dropout rate must be in \[0, 1\), got 1/);
+  assert.throws(() => dropoutMaskValues(10, 1, 0), /dropout: rate must be in \[0, 1\), got 1/);
   assert.throws(() => dropoutMaskValues(10, -0.1, 0), /got -0.1/);
 });
 

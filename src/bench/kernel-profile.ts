@@ -77,15 +77,16 @@ export async function profileKernels(name: string, options: BenchOptions): Promi
 
 /** Markdown table: ms per step and share of the step for each kernel, in both modes, and the difference. */
 export function kernelTable(r: KernelProfileResult, top = 15): string {
-  const total = (mode: 'naiveMs' | 'efficientMs') => r.kernels.reduce((s, k) => s + k[mode], 0);
-  const [naiveTotal, efficientTotal] = [total('naiveMs'), total('efficientMs')];
+  type Mode = 'naiveMs' | 'efficientMs';
+  const sum = (kernels: KernelTime[], mode: Mode) => kernels.reduce((s, k) => s + k[mode], 0);
+  const [naiveTotal, efficientTotal] = [sum(r.kernels, 'naiveMs'), sum(r.kernels, 'efficientMs')];
   const share = (ms: number, of: number) => `${((100 * ms) / of).toFixed(1)}%`;
   const rows = r.kernels.slice(0, top).map((k) => `| ${[
     k.kernel, k.naiveMs.toFixed(1), share(k.naiveMs, naiveTotal), k.naiveCalls.toFixed(0),
     k.efficientMs.toFixed(1), share(k.efficientMs, efficientTotal), k.efficientCalls.toFixed(0), (k.efficientMs - k.naiveMs).toFixed(1),
   ].join(' | ')} |`);
   const rest = r.kernels.slice(top);
-  const restMs = (mode: 'naiveMs' | 'efficientMs') => rest.reduce((s, k) => s + k[mode], 0);
+  const restMs = (mode: Mode) => sum(rest, mode);
   return [
     `${r.model}, batch ${r.batch}, ${r.backend}: ms per profiled step naive ${r.naiveStepMs.toFixed(0)}, efficient ${r.efficientStepMs.toFixed(0)} (mean of ${r.steps})`,
     '',

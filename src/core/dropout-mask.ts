@@ -1,9 +1,9 @@
 // Dropout masks drawn in one pass from a counter-based hash (splitmix32 over the element
 // index): no random-number object per call, no full-size temporaries (tfjs's randomUniform
 // -> greaterEqual -> cast -> div makes three), and the same mask on every backend for the
-// same seed. The seed comes from
-// Math.random, which the trainer replaces with its checkpointed stream during a step
-// (src/train/seeded-random.ts), so a resumed run draws the same masks.
+// same seed. The seed comes from Math.random, which the trainer replaces with its
+// checkpointed stream during a step (src/train/seeded-random.ts), so a resumed run draws
+// the same masks.
 import * as tf from '../tf';
 import { mix32 } from '../data/prng';
 import { hasKernel } from './fused-kernels';
@@ -21,9 +21,14 @@ interface DropoutMaskAttrs {
   seed: number;
 }
 
+/** Throws unless `rate` is a dropout rate, in [0, 1); `what` names its owner in the message. */
+export function checkDropoutRate(rate: number, what = 'dropout'): void {
+  if (!(rate >= 0 && rate < 1)) throw new Error(`${what}: rate must be in [0, 1), got ${rate}`);
+}
+
 /** Values 1 / (1 - rate) where element i is kept (probability 1 - rate), else 0. */
 export function dropoutMaskValues(size: number, rate: number, seed: number): Float32Array {
-  if (!(rate >= 0 && rate < 1)) throw new Error(`dropout rate must be in [0, 1), got ${rate}`);
+  checkDropoutRate(rate);
   const keep = Math.fround(1 / Math.fround(1 - rate));
   // Element i is dropped when its 24-bit uniform falls below the threshold.
   const threshold = Math.ceil(rate * 2 ** 24);

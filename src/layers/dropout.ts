@@ -2,7 +2,7 @@
 // blocks use: seeded by the trainer's stream, drawn in one pass, and only a shape in the
 // planner's dry run (tfjs's own dropout draws full-size random tensors in JavaScript).
 import * as tf from '../tf';
-import { dropoutMask } from '../core/dropout-mask';
+import { checkDropoutRate, dropoutMask } from '../core/dropout-mask';
 
 export class MaskDropout extends tf.layers.Layer {
   static className = 'DenseNetDropout';
@@ -10,7 +10,7 @@ export class MaskDropout extends tf.layers.Layer {
 
   constructor(args: { name?: string; rate: number }) {
     super({ name: args.name });
-    if (!(args.rate >= 0 && args.rate < 1)) throw new Error(`${args.name ?? 'dropout'}: rate must be in [0, 1), got ${args.rate}`);
+    checkDropoutRate(args.rate, args.name);
     this.rate = args.rate;
   }
 
