@@ -10,7 +10,7 @@ import * as tf from '../src/tf';
 import { init } from '../src/backend';
 import { openDatasetFromSpec } from '../src/train/data-spec';
 import { Raster, savePng, segmentationFigure } from '../src/viz';
-import * as zoo from '../zoo';
+import * as zoo from '../src/zoo';
 import { ExperimentContext, main } from './training-run';
 
 /** Held-out mosaics drawn in the figure. */

@@ -7,10 +7,10 @@
 import { Command } from 'commander';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
-import * as zoo from '../zoo';
-import { measureMode, zooFactory } from '../src/bench/memory';
-import { DRY_RUN, registerDryRunBackend } from '../src/plan/dry-run-backend';
-import { parseBytes, planMemory } from '../src/plan/planner';
+import * as zoo from '../src/zoo';
+import { measureMode, zooFactory } from '../src/measure/memory';
+import { DRY_RUN, registerDryRunBackend } from '../src/measure/dry-run-backend';
+import { parseBytes, planMemory } from '../src/measure/planner';
 import { RESULTS_DIR, writeResultAsync } from './results';
 
 const GB = 1e9;

@@ -12,20 +12,20 @@ import { Command } from 'commander';
 import * as tf from '../src/tf';
 import { BackendChoice, init } from '../src/backend';
 import { torchCpuInfo } from '../src/backend/torch-cpu';
-import { ModeMeasurement, ModelFactory, measureMode, zooFactory } from '../src/bench/memory';
-import { densenetBC, depthSweep } from '../src/bench/depth-sweep';
+import { ModeMeasurement, ModelFactory, measureMode, zooFactory } from '../src/measure/memory';
+import { densenetBC, depthSweep } from '../src/measure/depth-sweep';
 import { buildDenseNet, DenseNetArch } from '../src/models/densenet';
-import { planMemory, ModePlan } from '../src/plan/planner';
+import { planMemory, ModePlan } from '../src/measure/planner';
 import { lineChart, lineChartImage, saveHtml, savePng } from '../src/viz';
 import { RESULTS_DIR, writeResultAsync } from './results';
 import { peakRssBytes } from '../src/process-memory';
+import { PACKAGE_ROOT } from '../src/package-root';
 
 const MB = 1e6;
 const MODES = ['naive', 'efficient'] as const;
 type Mode = (typeof MODES)[number];
 const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
-const ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
-const PYTORCH_SCRIPT = path.join(ROOT, 'bench', 'pytorch_reference.py');
+const PYTORCH_SCRIPT = path.join(PACKAGE_ROOT, 'scripts', 'bench', 'pytorch_reference.py');
 /** The synthetic batch's seed (trainingHarness). */
 const SEED = 1;
 

@@ -3,7 +3,7 @@
 //   npm run exp:params
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
-import * as zoo from '../zoo';
+import * as zoo from '../src/zoo';
 import { summarize } from '../src/models/summary';
 import { writeResult } from './results';
 

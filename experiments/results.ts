@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { writeFileAtomic } from '../src/weights/atomic';
+import { PACKAGE_ROOT } from '../src/package-root';
 
 export interface ExperimentResult {
   command: string;
@@ -16,7 +17,7 @@ export interface ExperimentResult {
   notes?: string;
 }
 
-export const RESULTS_DIR = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../experiments/results' : 'results');
+export const RESULTS_DIR = path.join(PACKAGE_ROOT, 'experiments', 'results');
 
 export function machine(): string {
   return `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;

@@ -58,7 +58,7 @@ test('a rate outside [0, 1) is refused, naming it', () => {
 test('MaskDropout scales kept values and zeroes the rest in training only; FC-DenseNet uses it', async () => {
   await init('cpu', { log: null });
   const { MaskDropout } = await import('../src/layers/dropout');
-  const zoo = await import('../zoo');
+  const zoo = await import('../src/zoo');
   const layer = new MaskDropout({ name: 'drop', rate: 0.25 });
   const x = tf.fill([2, 8, 8, 4], 3);
   const trained = Array.from((layer.apply(x, { training: true }) as tf.Tensor).dataSync());

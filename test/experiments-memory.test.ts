@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { polyfit, growthFit } from '../experiments/memory';
 import { RECIPES, shellLine } from '../experiments/gpu-recipes';
-import * as zoo from '../zoo';
+import * as zoo from '../src/zoo';
 
 const ROOT = path.resolve(__dirname, '../..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');

@@ -9,9 +9,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { PNG } from 'pngjs';
-import * as zoo from '../zoo';
+import * as zoo from '../src/zoo';
 import { init } from '../src/backend';
-import { readManifest, verifyWeights, weightDataFiles } from '../zoo/shipped-weights';
+import { readManifest, verifyWeights, weightDataFiles } from '../src/zoo/shipped-weights';
 
 const EXPERIMENTS = path.join(__dirname, '../experiments');
 const FASHION_MNIST = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz';

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
-import * as zoo from '../zoo';
+import * as zoo from '../src/zoo';
 import { maxRelativeError } from './helpers';
 
 const CASES: Array<[string, zoo.CreateOptions, number]> = [

@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
-import { measureMode, zooFactory } from '../src/bench/memory';
-import { parseBytes, planMemory } from '../src/plan/planner';
+import { measureMode, zooFactory } from '../src/measure/memory';
+import { parseBytes, planMemory } from '../src/measure/planner';
 
 const CASES: Array<[string, [number, number, number], number]> = [
   ['densenet-bc-100-k12', [16, 16, 3], 3], // a CIFAR DenseNet-BC

@@ -13,8 +13,8 @@ import {
 } from '../src/backend/torch-cpu';
 import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD } from '../src/core/fused-kernels';
 import { maxRelativeErrorOf } from './helpers';
-import * as zoo from '../zoo';
-import { trainingHarness } from '../src/bench/training-step';
+import * as zoo from '../src/zoo';
+import { trainingHarness } from '../src/measure/training-step';
 
 registerTorchCpuCandidate();
 const info = torchCpuInfo();

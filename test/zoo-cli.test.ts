@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
-import * as zoo from '../zoo';
+import * as zoo from '../src/zoo';
 import { saveTorchvisionSafetensors } from '../src/weights/torchvision';
 import { loadLayersModelFromFile } from '../src/weights/file-io';
 import { sameValues } from './helpers';

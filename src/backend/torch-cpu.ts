@@ -7,6 +7,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { PACKAGE_ROOT } from '../package-root';
 import * as tf from '../tf';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { addCandidate, BackendCandidate } from './index';
@@ -56,17 +57,10 @@ interface Addon {
 // ---------------------------------------------------------------------------------------------
 // Loading the addon
 
-/** The package root: the first folder above this file with a package.json (works from src/ and dist/src/). */
-function packageRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return dir;
-}
-
 export const ADDON_ENV = 'DENSENET_TORCH_ADDON';
 
 /** Where scripts/build-native.js puts the addon; DENSENET_TORCH_ADDON overrides it (tests use it to hide the addon). */
-export const ADDON_PATH = process.env[ADDON_ENV] || path.join(packageRoot(), 'native', 'build', 'Release', 'torch_cpu.node');
+export const ADDON_PATH = process.env[ADDON_ENV] || path.join(PACKAGE_ROOT, 'native', 'build', 'Release', 'torch_cpu.node');
 
 let addon: Addon | null | undefined;
 let unavailableReason = '';

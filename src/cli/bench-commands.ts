@@ -2,11 +2,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
-import * as zoo from '../../zoo';
-import { MemoryBenchResult, ModeMeasurement, benchMemory, benchSpeed } from '../bench/memory';
-import { depthSweep } from '../bench/depth-sweep';
-import { kernelTable, profileKernels } from '../bench/kernel-profile';
-import { formatPlan, parseBytes, planMemory } from '../plan/planner';
+import * as zoo from '../zoo';
+import { MemoryBenchResult, ModeMeasurement, benchMemory, benchSpeed } from '../measure/memory';
+import { depthSweep } from '../measure/depth-sweep';
+import { kernelTable, profileKernels } from '../measure/kernel-profile';
+import { formatPlan, parseBytes, planMemory } from '../measure/planner';
 import { lineChart, saveHtml } from '../viz';
 import { initBackend, parseInputShape, parsePositiveInt } from './zoo-commands';
 

@@ -2,7 +2,7 @@
 import { existsSync } from 'fs';
 import * as path from 'path';
 import { Command, CommanderError, Option } from 'commander';
-import * as zoo from '../../zoo';
+import * as zoo from '../zoo';
 import { DATASET_NAMES, openDataset } from '../data';
 import type { Dataset, Split } from '../data/dataset';
 import type { MosaicOptions } from '../data/mosaics';

@@ -3,7 +3,7 @@ import * as path from 'path';
 import { Command } from 'commander';
 import * as tf from '../tf';
 import * as backend from '../backend';
-import * as zoo from '../../zoo';
+import * as zoo from '../zoo';
 import { formatSummary, summarize } from '../models/summary';
 import { decodeImageFile } from '../data/image-file';
 import { classifyImage, predictorFor, segmentImage, writeSegmentationOverlay } from '../train/inference';

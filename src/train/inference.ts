@@ -2,14 +2,14 @@
 // training normalisation and class names) or a zoo model with weights. Classification gives the
 // top classes; segmentation gives a class per pixel and a colour overlay PNG drawn by src/viz.
 import * as tf from '../tf';
-import * as zoo from '../../zoo';
+import * as zoo from '../zoo';
 import type { DecodedImage } from '../data/image-file';
 import { imageToInput } from '../cli/preprocess';
 import { savePng, segmentationFigure } from '../viz';
 import { isCheckpointDir, loadCheckpointWeights, readCheckpointState } from './checkpoint';
 import { SEGMENTATION_MULTIPLE } from './evaluate';
 import { buildModel, ModelSpec } from './model-spec';
-import IMAGENET_CLASSES from '../../zoo/imagenet-classes.json';
+import IMAGENET_CLASSES from '../zoo/imagenet-classes.json';
 
 /** Everything predict needs besides the weights: how to preprocess and how to name the classes. */
 export interface Predictor {

@@ -2,7 +2,7 @@
 // the data (input size, channels, classes) and the user's architecture overrides. A checkpoint
 // records this, and `eval` / `predict` build the same model from it.
 import * as tf from '../tf';
-import * as zoo from '../../zoo';
+import * as zoo from '../zoo';
 import { buildDenseNet, DenseNetArch } from '../models/densenet';
 import { buildFCDenseNet, FCDenseNetArch } from '../models/fc-densenet';
 import type { Dataset } from '../data/dataset';

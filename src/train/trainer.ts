@@ -9,7 +9,7 @@
 import { mkdirSync } from 'fs';
 import * as path from 'path';
 import * as tf from '../tf';
-import { countTrainableParams } from '../../zoo';
+import { countTrainableParams } from '../zoo';
 import type { Batch, Dataset } from '../data/dataset';
 import { Rng } from '../data/prng';
 import { batchToTensors } from '../data/tensors';

@@ -1,6 +1,6 @@
 // Per-kernel timings of the torch-cpu backend against wasm and PyTorch.
 //
-//   npx tsc -p tsconfig.json && node dist/bench/torch-cpu.js [--reps 20] [--no-python] [--no-kernels] [--fused] [--profile] [--step] [--infer]
+//   npx tsc -p tsconfig.json && node dist/scripts/bench/torch-cpu.js [--reps 20] [--no-python] [--no-kernels] [--fused] [--profile] [--step] [--infer]
 //
 // Kernels: the two convolutions of a DenseNet-BC layer at CIFAR size (batch 16, 32x32:
 // 3x3 48->12 and 1x1 192->48) and their input and filter gradients; median ms over
@@ -15,11 +15,11 @@
 // --step: ms per training step of that model on torch-cpu and PyTorch (torchvision's DenseNet
 // class with the CIFAR stem), 1 and 2 threads, interleaved; --step-wasm adds wasm (slow).
 import { spawnSync } from 'child_process';
-import * as tf from '../src/tf';
-import { init } from '../src/backend';
-import { registerTorchCpuCandidate, setTorchCpuThreads, torchCpuInfo } from '../src/backend/torch-cpu';
-import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD } from '../src/core/fused-kernels';
-import * as zoo from '../zoo';
+import * as tf from '../../src/tf';
+import { init } from '../../src/backend';
+import { registerTorchCpuCandidate, setTorchCpuThreads, torchCpuInfo } from '../../src/backend/torch-cpu';
+import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD } from '../../src/core/fused-kernels';
+import * as zoo from '../../src/zoo';
 
 interface ConvCase {
   label: string;

@@ -1,15 +1,16 @@
 // The public zoo: list the models, create one from its record, load one with weights.
 import * as path from 'path';
-import * as tf from '../src/tf';
-import { loadTfjsWeights } from '../src/weights/tfjs-weights';
-import { loadTorchvisionSafetensors } from '../src/weights/torchvision';
-import { buildDenseNet, DenseNetArch } from '../src/models/densenet';
-import { buildFCDenseNet, FCDenseNetArch } from '../src/models/fc-densenet';
-import { InputShape } from '../src/models/common';
-import { WeightsSource, ZOO, ZooEntry } from './configs';
-import { PACKAGE_ROOT, readManifest, verifyWeights } from './shipped-weights';
+import * as tf from '../tf';
+import { loadTfjsWeights } from '../weights/tfjs-weights';
+import { loadTorchvisionSafetensors } from '../weights/torchvision';
+import { buildDenseNet, DenseNetArch } from '../models/densenet';
+import { buildFCDenseNet, FCDenseNetArch } from '../models/fc-densenet';
+import { InputShape } from '../models/common';
+import { WeightsSource, ZOO, ZooEntry } from './records';
+import { readManifest, verifyWeights } from './shipped-weights';
+import { PACKAGE_ROOT } from '../package-root';
 
-export * from './configs';
+export * from './records';
 
 export interface CreateOptions {
   /** [height, width, channels]; channels default to `inChannels` or the record's. */

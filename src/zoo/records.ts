@@ -1,6 +1,6 @@
 // The zoo as data: one record per model. Adding a variant is adding a record.
-import type { DenseNetArch } from '../src/models/densenet';
-import type { FCDenseNetArch } from '../src/models/fc-densenet';
+import type { DenseNetArch } from '../models/densenet';
+import type { FCDenseNetArch } from '../models/fc-densenet';
 
 export type Task = 'classification' | 'segmentation';
 

@@ -5,7 +5,7 @@
 // weight update's, so the slope comes from two large batches, the requested batch gets a
 // dry run of its own, and the largest batch for the budget is checked by one more.
 import * as tf from '../tf';
-import { ModelFactory, measureMode, zooFactory } from '../bench/memory';
+import { ModelFactory, measureMode, zooFactory } from './memory';
 import { DRY_RUN, registerDryRunBackend } from './dry-run-backend';
 
 export interface ModePlan {

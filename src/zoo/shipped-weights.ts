@@ -3,10 +3,9 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { ShippedWeights, WeightsSource } from './configs';
+import { PACKAGE_ROOT } from '../package-root';
+import type { ShippedWeights, WeightsSource } from './records';
 
-/** Where the package's own files live, from dist/zoo or zoo. */
-export const PACKAGE_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 export const MANIFEST_FILE = path.join(PACKAGE_ROOT, 'weights', 'manifest.json');
 

@@ -1,15 +1,16 @@
 // Our training step next to PyTorch's on the same machine, same model, batch and thread
 // count, each mode in its own process so that peak resident memory is per mode:
-//   node dist/bench/side-by-side.js densenet-bc-100-k12 --batch 64 [--input 32x32x3] [--threads 1] [--steps 3]
+//   node dist/scripts/bench/side-by-side.js densenet-bc-100-k12 --batch 64 [--input 32x32x3] [--threads 1] [--steps 3]
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { Command } from 'commander';
-import * as tf from '../src/tf';
-import { init } from '../src/backend';
-import { measureMode, zooFactory } from '../src/bench/memory';
-import { trainingHarness } from '../src/bench/training-step';
-import * as zoo from '../zoo';
-import { peakRssBytes } from '../src/process-memory';
+import * as tf from '../../src/tf';
+import { init } from '../../src/backend';
+import { measureMode, zooFactory } from '../../src/measure/memory';
+import { trainingHarness } from '../../src/measure/training-step';
+import * as zoo from '../../src/zoo';
+import { peakRssBytes } from '../../src/process-memory';
+import { PACKAGE_ROOT } from '../../src/package-root';
 
 interface Row {
   implementation: string;
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
   }
   for (const mode of modes) {
     labels.push(`pytorch ${mode}`);
-    const py = run(PYTHON, [path.join(__dirname, '../../bench/pytorch_reference.py'), '--model', name, '--batch', String(opts.batch),
+    const py = run(PYTHON, [path.join(PACKAGE_ROOT, 'scripts', 'bench', 'pytorch_reference.py'), '--model', name, '--batch', String(opts.batch),
       '--input', inputShape.join('x'), '--mode', mode, '--threads', String(opts.threads), '--steps', String(opts.steps)]);
     if (!('error' in py)) py.implementation = `${py.implementation ?? (py as unknown as { framework: string }).framework}, ${opts.threads} thread(s)`;
     rows.push(py);

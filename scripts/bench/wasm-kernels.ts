@@ -1,7 +1,7 @@
 // Per-kernel timings on the wasm backend: tfjs 4.22's own kernels ("before")
 // against src/backend/wasm-kernels.ts ("after").
 //
-//   node dist/bench/wasm-kernels.js [reps=5]
+//   node dist/scripts/bench/wasm-kernels.js [reps=5]
 //
 // Every run gets freshly copied inputs, as in training (weights change every
 // step): XNNPACK caches its packed "weights" per tensor, and reusing one input
@@ -9,9 +9,9 @@
 // fastest run's wall-clock ms and, in brackets, its process CPU ms (the wasm
 // backend is single-threaded, so CPU time is the kernel's own cost even when
 // other processes share the machine).
-import * as tf from '../src/tf';
-import { init } from '../src/backend';
-import { registerWasmGradientKernels, unregisterWasmGradientKernels } from '../src/backend/wasm-kernels';
+import * as tf from '../../src/tf';
+import { init } from '../../src/backend';
+import { registerWasmGradientKernels, unregisterWasmGradientKernels } from '../../src/backend/wasm-kernels';
 
 type Op = (...inputs: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 

@@ -1,7 +1,7 @@
 // `bench memory` and `bench speed`: peak tensor bytes and time of a training step,
 // naive against memory-efficient, and training/inference throughput.
 import * as tf from '../tf';
-import * as zoo from '../../zoo';
+import * as zoo from '../zoo';
 import { trainingHarness } from './training-step';
 
 export interface ModeMeasurement {

@@ -1,7 +1,7 @@
 // The fused BatchNorm-ReLU kernels on the wasm backend (src/backend/wasm-fused-kernels.ts)
 // against the composite ops the dense layers use without them (src/core/bn-relu-conv.ts).
 //
-//   node dist/bench/wasm-fused-kernels.js [reps=7] [NxHxWxC ...]
+//   node dist/scripts/bench/wasm-fused-kernels.js [reps=7] [NxHxWxC ...]
 //
 // Printed per shape and kernel: the fastest run's wall-clock ms, in brackets its process
 // CPU ms (the wasm backend is single-threaded, so CPU time is the kernel's own cost even
@@ -9,11 +9,11 @@
 // The "pieces" rows run the kernels as a dense layer in memory-efficient mode does: x as
 // channel pieces (feature maps of 24 channels, the first taking the remainder) and dx
 // split back into them, added to running gradients.
-import * as tf from '../src/tf';
-import { init } from '../src/backend';
-import { batchNormBackward, BatchNormWeights, bnRelu, ChannelStats } from '../src/core/bn-relu-conv';
-import { BN_RELU_GRAD, pieceInputs } from '../src/core/fused-kernels';
-import { registerWasmFusedKernels, unregisterWasmFusedKernels } from '../src/backend/wasm-fused-kernels';
+import * as tf from '../../src/tf';
+import { init } from '../../src/backend';
+import { batchNormBackward, BatchNormWeights, bnRelu, ChannelStats } from '../../src/core/bn-relu-conv';
+import { BN_RELU_GRAD, pieceInputs } from '../../src/core/fused-kernels';
+import { registerWasmFusedKernels, unregisterWasmFusedKernels } from '../../src/backend/wasm-fused-kernels';
 
 interface Timing {
   wall: number;
