@@ -168,7 +168,7 @@ async function dryRunPeak(c: MemoryCase, batch: number, memoryEfficient: boolean
   const previous = tf.getBackend();
   await tf.setBackend(DRY_RUN);
   try {
-    return (await measureMode(zooFactory(c.model, { batch, inputShape: c.input }), memoryEfficient, { batch, steps: 1 })).peakBytes;
+    return (await measureMode(zooFactory(c.model, { inputShape: c.input }), memoryEfficient, { batch, steps: 1 })).peakBytes;
   } finally {
     if (previous) await tf.setBackend(previous);
   }

@@ -12,9 +12,10 @@ import { Command } from 'commander';
 import * as tf from '../src/tf';
 import { BackendChoice, init } from '../src/backend';
 import { torchCpuInfo } from '../src/backend/torch-cpu';
-import { ModeMeasurement, ModelFactory, measureMode, zooFactory } from '../src/measure/memory';
+import { ModeMeasurement, ModelFactory, measureMode, specFactory, zooFactory } from '../src/measure/memory';
 import { densenetBC, depthSweep } from '../src/measure/depth-sweep';
-import { buildDenseNet, DenseNetArch } from '../src/models/densenet';
+import type { ModelOptions } from '../src/zoo';
+import type { DenseNetArch } from '../src/models/densenet';
 import { planMemory, ModePlan } from '../src/measure/planner';
 import { lineChart, lineChartImage, saveHtml, savePng } from '../src/viz';
 import { RESULTS_DIR, writeResultAsync } from './results';
@@ -29,11 +30,12 @@ const PYTORCH_SCRIPT = path.join(PACKAGE_ROOT, 'scripts', 'bench', 'pytorch_refe
 /** The synthetic batch's seed (trainingHarness). */
 const SEED = 1;
 
-/** A model of the experiment: a zoo name, or an architecture built directly (DenseNet-BC variants). */
+/** A model of the experiment: a zoo record and options (DenseNet-BC variants). */
 export interface NetSpec {
   label: string;
-  zoo?: string;
-  arch?: DenseNetArch;
+  /** The zoo record it is built from, with `options` on top. */
+  zoo: string;
+  options?: ModelOptions;
   input: [number, number, number];
   batch: number;
   /** Name pytorch_reference.py knows the same architecture by, when it has one. */
@@ -51,24 +53,19 @@ export function isMeasured(o: Outcome | undefined): o is Measured {
 }
 
 function factory(spec: NetSpec): ModelFactory {
-  if (spec.zoo) return zooFactory(spec.zoo, { batch: spec.batch, inputShape: spec.input });
-  if (!spec.arch) throw new Error(`${spec.label}: a NetSpec needs a zoo name or an architecture`);
-  const arch = spec.arch;
-  return (memoryEfficient) => buildDenseNet(arch, { name: spec.label, inputShape: spec.input, numClasses: 10, memoryEfficient });
+  return zooFactory(spec.zoo, { ...spec.options, inputShape: spec.input });
 }
 
 // ---------------------------------------------------------------------------------------------
 // The models of each mode
 
-const MINI_IMAGENET: DenseNetArch = {
-  family: 'densenet', growthRate: 8, blockLayers: [6, 4, 2, 2], stemChannels: 16, stem: 'imagenet', bottleneckFactor: 4, compression: 0.5, dropRate: 0,
-};
+const MINI_IMAGENET: ModelOptions = { growthRate: 8, blockLayers: [6, 4, 2, 2], stemChannels: 16, numClasses: 10 };
 
 export function stepModels(quick: boolean): NetSpec[] {
   if (quick) {
     return [
-      { label: 'densenet-bc-16-k12', arch: densenetBC(16, 12), input: [32, 32, 3], batch: 4, pytorch: 'densenet-bc-16-k12', why: 'CIFAR DenseNet-BC (quick: L=16)' },
-      { label: 'densenet-mini-imagenet', arch: MINI_IMAGENET, input: [64, 64, 3], batch: 2, why: 'ImageNet-style DenseNet (quick: k=8, blocks 6-4-2-2)' },
+      { label: 'densenet-bc-16-k12', zoo: 'densenet-bc-100-k12', options: { depth: 16 }, input: [32, 32, 3], batch: 4, pytorch: 'densenet-bc-16-k12', why: 'CIFAR DenseNet-BC (quick: L=16)' },
+      { label: 'densenet-mini-imagenet', zoo: 'densenet121', options: MINI_IMAGENET, input: [64, 64, 3], batch: 2, why: 'ImageNet-style DenseNet (quick: k=8, blocks 6-4-2-2)' },
       { label: 'fc-densenet56', zoo: 'fc-densenet56', input: [32, 32, 3], batch: 2, why: 'FC-DenseNet (quick: 32x32)' },
     ];
   }
@@ -405,10 +402,9 @@ async function sweepPart(s: SweepSettings): Promise<{ rows: SweepRow[]; fits: Pa
   const rows: SweepRow[] = [];
   for (const [i, depth] of s.depths.entries()) {
     const r = results[i];
-    const arch = densenetBC(depth, s.growthRate);
-    const make: ModelFactory = (eff) => buildDenseNet(arch, { name: r.model, inputShape: s.input, numClasses: 10, memoryEfficient: eff });
-    const p = await plan(r.model, make, s.batch, s.input);
-    const row: SweepRow = { depth, denseLayers: arch.blockLayers.reduce((a, b) => a + b, 0), errors: {}, plan: {} };
+    const bc = densenetBC(depth, s.growthRate, s.input);
+    const p = await plan(r.model, specFactory(bc.spec), s.batch, s.input);
+    const row: SweepRow = { depth, denseLayers: (bc.arch as DenseNetArch).blockLayers.reduce((a, b) => a + b, 0), errors: {}, plan: {} };
     for (const mode of MODES) {
       const m = r[mode];
       if ('peakBytes' in m) row[mode] = m.peakBytes;
@@ -451,7 +447,7 @@ function sweepPlots(rows: SweepRow[], fits: Partial<Record<Mode, GrowthFit>>, s:
 function pytorchRow(spec: NetSpec, mode: Mode, threads: number, steps: number, missing: string | null): Pick<PyTorchRecord, 'implementation' | 'result'> {
   const implementation = `PyTorch${mode === 'efficient' ? ' memory_efficient=True' : ''}`;
   if (!spec.pytorch) {
-    const why = spec.zoo?.startsWith('fc-') ? 'torchvision has no FC-DenseNet' : 'bench/pytorch_reference.py builds CIFAR DenseNet-BC and torchvision DenseNets only';
+    const why = spec.zoo.startsWith('fc-') ? 'torchvision has no FC-DenseNet' : 'scripts/bench/pytorch_reference.py builds CIFAR DenseNet-BC and torchvision DenseNets only';
     return { implementation, result: { error: `no PyTorch counterpart (${why})` } };
   }
   if (missing) return { implementation, result: { error: `PyTorch not run: ${missing}` } };

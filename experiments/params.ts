@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     const s = summarize(model);
     const params = zoo.countTrainableParams(model);
     model.dispose();
-    const reference = zoo.entry(name).params;
+    const reference = zoo.info(name).params;
     return { model: name, input: s.inputShape.join('x'), params, reference, exact: params === reference, paper: PAPER[name], gmacs: s.totalFlops / 1e9 };
   });
   const table = [

@@ -128,7 +128,7 @@ function manifestRecord(exp: TrainingExperiment, modelJson: string, state: Check
       recipe: config.recipe,
       config: {
         epochs: config.epochs, batchSize: config.batchSize, optimizer: config.optimizer, lr: config.lr, schedule: config.schedule,
-        weightDecay: config.weightDecay, augment: config.augment, memoryEfficient: config.memoryEfficient, seed: config.seed,
+        weightDecay: config.weightDecay, augment: config.augment, memoryEfficient: state.model.memoryEfficient, seed: config.seed,
       },
       steps: state.position.step,
       epochs: state.position.step / state.stepsPerEpoch,

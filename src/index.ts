@@ -1,19 +1,20 @@
-// Public surface: `const { tf, backend, zoo } = require('densenet-zoo')`.
-// `tf` is the package's one TensorFlow.js instance; use it for every tensor you pass in.
+// The front door: `const { tf, backend, zoo } = require('densenet-zoo')`.
+// `tf` is the package's one TensorFlow.js instance; use it for every tensor you pass in,
+// and `await tf.ready()` (or `backend.init()`) before the first op: that picks the backend.
+// Requiring this module loads no backend. The rest lives in subpath modules:
+// densenet-zoo/data, /weights, /train, /measure and /notebook.
 import * as tf from './tf';
 import * as backend from './backend';
 import * as zoo from './zoo';
-import * as weights from './weights';
-import * as data from './data';
 import * as train from './train';
-import { summarize, formatSummary, blockChannels } from './models/summary';
-import { buildDenseNet } from './models/densenet';
-import { buildFCDenseNet } from './models/fc-densenet';
-import { planMemory, formatPlan } from './measure/planner';
-import { benchMemory, benchSpeed, measureMode } from './measure/memory';
-import { depthSweep, densenetBC } from './measure/depth-sweep';
 
-export {
-  tf, backend, zoo, weights, data, train, summarize, formatSummary, blockChannels, buildDenseNet, buildFCDenseNet,
-  planMemory, formatPlan, benchMemory, benchSpeed, measureMode, depthSweep, densenetBC,
-};
+export { tf, backend, zoo, train };
+export { evaluate } from './train/evaluate';
+export { planMemory as plan, formatPlan } from './measure/planner';
+export { summarize, formatSummary } from './models/summary';
+export { countTrainableParams } from './zoo';
+
+export type { BackendChoice } from './backend';
+export type { EvalOptions, EvalResult } from './train/evaluate';
+export type { MemoryPlan, PlanOptions } from './measure/planner';
+export type { ModelSummary } from './models/summary';

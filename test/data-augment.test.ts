@@ -5,7 +5,7 @@ import {
 } from '../src/data/augment';
 import { CamVid } from '../src/data/camvid';
 import { FashionMnist } from '../src/data/fashion-mnist';
-import { Rng } from '../src/data/prng';
+import { Rng } from '../src/random/prng';
 import { labelPng, rgbPng, tempDir, tracedSplit, writeCamVid, writeFashionMnist } from './data-fixtures';
 
 const RAW1 = { mean: [0], std: [1 / 255] };

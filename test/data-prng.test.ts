@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hashKeys, permutation, Rng, shuffleInPlace } from '../src/data/prng';
+import { hashKeys, permutation, Rng, shuffleInPlace } from '../src/random/prng';
 
 test('xoshiro128** matches the reference sequence for state 1, 2, 3, 4', () => {
   const rng = Rng.fromState({ algorithm: 'xoshiro128**', words: [1, 2, 3, 4] });

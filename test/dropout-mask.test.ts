@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
 import { dropoutMask, dropoutMaskValues } from '../src/core/dropout-mask';
-import { withSeededMathRandom } from '../src/train/seeded-random';
-import { Rng } from '../src/data/prng';
+import { withSeededMathRandom } from '../src/random/seeded-math-random';
+import { Rng } from '../src/random/prng';
 
 const N = 200_000;
 

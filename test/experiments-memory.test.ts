@@ -159,7 +159,7 @@ test('every GPU recipe command gets through the real CLI\'s argument parsing', (
           // plan is minutes at ImageNet size, predict downloads weights: check the flags against --help.
           const help = helpOf(command);
           const model = args[args.indexOf(command) + 1];
-          if (command !== 'doctor') assert.doesNotThrow(() => zoo.entry(model), `${shellLine(step)}: '${model}' is not a zoo model`);
+          if (command !== 'doctor') assert.doesNotThrow(() => zoo.info(model), `${shellLine(step)}: '${model}' is not a zoo model`);
           for (const flag of args.filter((a) => a.startsWith('--') && a !== '--backend')) assert.ok(help.includes(flag), `${shellLine(step)}: ${command} has no ${flag}`);
         }
       }

@@ -77,7 +77,7 @@ test('every shipped weight record verifies, loads as its tag and has its metadat
   await init('cpu', { log: null });
   const shipped = readManifest();
   assert.deepEqual(shipped.map((r) => `${r.model}:${r.tag}`).sort(), ['densenet-bc-100-k12:fashion-mnist', 'fc-densenet56:fashion-mosaics']);
-  assert.ok(zoo.entry('densenet-bc-100-k12').weights.some((w) => w.tag === 'fashion-mnist'), 'the zoo offers the tag');
+  assert.ok(zoo.info('densenet-bc-100-k12').weights.some((w) => w.tag === 'fashion-mnist'), 'the zoo offers the tag');
   for (const record of shipped) {
     const source = zoo.resolveWeights(record.model, record.tag);
     verifyWeights(source);

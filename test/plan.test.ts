@@ -18,7 +18,7 @@ for (const [name, inputShape, batch] of CASES) {
     const plan = await planMemory(name, { batch, budgetBytes: 1e9, inputShape });
     assert.equal(tf.getBackend(), 'wasm', 'the planner restores the active backend');
     for (const mode of ['naive', 'efficient'] as const) {
-      const measured = await measureMode(zooFactory(name, { batch, inputShape }), mode === 'efficient', { batch, inputShape });
+      const measured = await measureMode(zooFactory(name, { inputShape }), mode === 'efficient', { batch, inputShape });
       const predicted = plan[mode].peakBytes;
       const error = Math.abs(predicted - measured.peakBytes) / measured.peakBytes;
       assert.ok(error < 0.1, `${mode}: predicted ${predicted}, measured ${measured.peakBytes}`);

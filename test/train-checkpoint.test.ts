@@ -11,13 +11,12 @@ import type { Batch, BatchOptions, Dataset, Split } from '../src/data/dataset';
 import { FashionMnist } from '../src/data/fashion-mnist';
 import { PAUSE_ENV, readCheckpointState } from '../src/train/checkpoint';
 import { dataSpecFor } from '../src/train/data-spec';
-import { specForDataset } from '../src/train/model-spec';
 import { resolveConfig } from '../src/train/recipes';
 import { NonFiniteLossError, train } from '../src/train/trainer';
 import { tempDir } from './data-fixtures';
 import {
   checkpointWeights, differingWeights, exitOf, runCli, spawnCli, stderrErrorLines, TINY_ARGS, TINY_MODEL, waitForOutput,
-  TINY_SPEC_OPTIONS, writeTinyFashion,
+  tinySpec, writeTinyFashion,
 } from './train-fixtures';
 
 const tmp = tempDir('train-ckpt');
@@ -128,7 +127,7 @@ test('NaN pixels in a batch mid-epoch: stops before updating with them, names th
   const out = join(tmp.dir, 'nan-data');
   const dataset = withPoisonedBatch(new FashionMnist({ dir: data }), 3);
   const config = resolveConfig('densenet-cifar', { batchSize: 4, epochs: 1, checkpointEvery: 1, logEvery: 1 });
-  const model = specForDataset(TINY_MODEL, dataset, TINY_SPEC_OPTIONS);
+  const model = tinySpec(dataset);
   await assert.rejects(
     train({ model, dataset, config, data: dataSpecFor(dataset, { dir: data }), out }),
     (err: Error) => {

@@ -4,7 +4,11 @@ import { spawn, spawnSync, ChildProcess, SpawnSyncReturns } from 'node:child_pro
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { IdxSplit, writeFashionMnist } from './data-fixtures';
-import { Rng } from '../src/data/prng';
+import { Rng } from '../src/random/prng';
+import * as zoo from '../src/zoo';
+import type { ModelOptions, ModelSpec } from '../src/zoo';
+import type { Dataset } from '../src/data/dataset';
+import { modelOptionsForDataset } from '../src/train/data-spec';
 
 export const ROOT = resolve(__dirname, '../..');
 export const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -13,6 +17,11 @@ export const CLI = join(ROOT, 'dist/src/cli/main.js');
 export const TINY_MODEL = 'densenet-bc-100-k12';
 export const TINY_ARGS = ['--depth', '10', '--growth', '4'];
 export const TINY_SPEC_OPTIONS = { depth: 10, growthRate: 4 };
+
+/** The tiny DenseNet-BC spec that fits a dataset, with extra model options. */
+export function tinySpec(dataset: Dataset, extra: ModelOptions = {}): ModelSpec {
+  return zoo.resolve(TINY_MODEL, { ...TINY_SPEC_OPTIONS, ...modelOptionsForDataset(TINY_MODEL, dataset), ...extra }).spec;
+}
 
 /** n images of h x w whose class shows as a bright row (row = label % h) over seeded noise: learnable. */
 export function learnableSplit(n: number, h: number, w: number, seed: number): IdxSplit {

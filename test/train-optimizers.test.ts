@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
 import { isKernel, Optimizer, OptimizerConfig, Param, trainableParams } from '../src/train/optimizers';
-import { buildModel } from '../src/train/model-spec';
+import * as zoo from '../src/zoo';
 import { TINY_MODEL, TINY_SPEC_OPTIONS } from './train-fixtures';
 
 before(async () => {
@@ -22,7 +22,7 @@ function near(actual: ArrayLike<number>, expected: number[], what: string, tol =
 }
 
 function param(values: number[], decay = true, name = 'w'): Param {
-  return { name, variable: tf.variable(tf.tensor1d(values), true), decay };
+  return { name, variable: tf.variable(tf.tensor1d(values), true), decay, lrScale: 1 };
 }
 
 test('SGD, Nesterov 0.9, no dampening, weight decay added to the gradient: two steps by hand', () => {
@@ -62,7 +62,7 @@ test('RMSprop as Lasagne: a = 0.9 a + 0.1 g^2; w -= lr g / sqrt(a + 1e-6)', () =
 });
 
 test('weight decay scope: all weights (DenseNet) or only conv/dense kernels (Tiramisu)', () => {
-  const model = buildModel({ name: TINY_MODEL, task: 'classification', inputShape: [8, 8, 1], numClasses: 10, memoryEfficient: false, ...TINY_SPEC_OPTIONS });
+  const model = zoo.create(TINY_MODEL, { inputShape: [8, 8, 1], numClasses: 10, ...TINY_SPEC_OPTIONS });
   const all = trainableParams(model, 'all');
   assert.ok(all.every((p) => p.decay));
   const kernels = trainableParams(model, 'kernels');

@@ -9,12 +9,11 @@ import { init } from '../src/backend';
 import { FashionMnist } from '../src/data/fashion-mnist';
 import { readCheckpointState, readOptimizerSlots } from '../src/train/checkpoint';
 import { dataSpecFor } from '../src/train/data-spec';
-import { specForDataset } from '../src/train/model-spec';
 import { silentReporter, Reporter, MetricsRecord } from '../src/train/progress';
 import { resolveConfig, TrainConfig } from '../src/train/recipes';
 import { train, StopSignal, TrainResult } from '../src/train/trainer';
 import { tempDir } from './data-fixtures';
-import { checkpointWeights, differingWeights, TINY_MODEL, TINY_SPEC_OPTIONS, writeTinyFashion } from './train-fixtures';
+import { checkpointWeights, differingWeights, tinySpec, writeTinyFashion } from './train-fixtures';
 
 const tmp = tempDir('train-resume');
 const data = join(tmp.dir, 'data');
@@ -28,12 +27,14 @@ after(() => tmp.cleanup());
 
 /** 24 images, batch 4: 6 steps per epoch; 2 epochs planned = 12 steps. */
 function config(overrides: Partial<TrainConfig> = {}): TrainConfig {
-  return resolveConfig('densenet-cifar', { batchSize: 4, epochs: 2, logEvery: 1, seed: 3, dropRate: 0.2, ...overrides });
+  return resolveConfig('densenet-cifar', { batchSize: 4, epochs: 2, logEvery: 1, seed: 3, ...overrides });
 }
 
-async function run(out: string, cfg: TrainConfig, opts: { resume?: boolean; reporter?: Reporter; stop?: StopSignal } = {}): Promise<TrainResult> {
+async function run(
+  out: string, cfg: TrainConfig, opts: { resume?: boolean; reporter?: Reporter; stop?: StopSignal; dropRate?: number } = {},
+): Promise<TrainResult> {
   const dataset = new FashionMnist({ dir: data });
-  const model = specForDataset(TINY_MODEL, dataset, { ...TINY_SPEC_OPTIONS, dropRate: cfg.dropRate });
+  const model = tinySpec(dataset, { dropRate: opts.dropRate ?? 0.2 });
   return train({
     model, dataset, config: cfg, data: dataSpecFor(dataset, { dir: data }), out,
     resume: opts.resume ? readCheckpointState(out) : undefined, reporter: opts.reporter ?? silentReporter, stop: opts.stop,
@@ -115,7 +116,7 @@ test('a different seed gives different weights (the comparison above can fail)',
 
 test('fractional epochs: 0.5 of 6 steps per epoch trains 3 steps and evaluates at the end; the best checkpoint is kept', async () => {
   const out = join(tmp.dir, 'half-epoch');
-  const r = await run(out, config({ epochs: 0.5, dropRate: 0 }));
+  const r = await run(out, config({ epochs: 0.5 }), { dropRate: 0 });
   assert.deepEqual(r.position, { step: 3, epoch: 0, batch: 3 });
   assert.equal(r.lastEval?.step, 3);
   assert.equal(r.best?.step, 3);
@@ -124,6 +125,6 @@ test('fractional epochs: 0.5 of 6 steps per epoch trains 3 steps and evaluates a
 
 test('--eval-every adds evaluations (with checkpoints) between the epoch ends', async () => {
   const out = join(tmp.dir, 'eval-every');
-  await run(out, config({ maxSteps: 9, evalEvery: 4, dropRate: 0 }));
+  await run(out, config({ maxSteps: 9, evalEvery: 4 }), { dropRate: 0 });
   assert.deepEqual(records(out).filter((r) => r.type === 'eval').map((r) => r.step), [4, 6, 8, 9]);
 });

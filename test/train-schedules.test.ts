@@ -71,13 +71,13 @@ test('recipes carry the papers\' numbers', () => {
 test('every flag overrides the recipe; unset flags keep its defaults; the recipe itself is not changed', () => {
   const c = resolveConfig('densenet-cifar', {
     lr: 0.05, batchSize: 32, epochs: 0.25, schedule: 'cosine', optimizer: 'rmsprop', weightDecay: 0, momentum: 0.5,
-    nesterov: false, augment: false, seed: 7, maxSteps: 12, evalLimit: 100, memoryEfficient: true, dropRate: 0.2, logEvery: 3,
+    nesterov: false, augment: false, seed: 7, maxSteps: 12, evalLimit: 100, freezeBackbone: true, logEvery: 3,
     checkpointEvery: 4, crop: 32, weightDecayScope: 'kernels', epochDecay: 0.9, milestones: [0.3], stepFactor: 0.5,
   });
   assert.deepEqual(
     [c.lr, c.batchSize, c.epochs, c.schedule, c.optimizer, c.weightDecay, c.momentum, c.nesterov, c.augment, c.seed, c.maxSteps,
-      c.evalLimit, c.memoryEfficient, c.dropRate, c.logEvery, c.checkpointEvery, c.crop, c.weightDecayScope, c.epochDecay, c.milestones, c.stepFactor],
-    [0.05, 32, 0.25, 'cosine', 'rmsprop', 0, 0.5, false, false, 7, 12, 100, true, 0.2, 3, 4, 32, 'kernels', 0.9, [0.3], 0.5],
+      c.evalLimit, c.freezeBackbone, c.logEvery, c.checkpointEvery, c.crop, c.weightDecayScope, c.epochDecay, c.milestones, c.stepFactor],
+    [0.05, 32, 0.25, 'cosine', 'rmsprop', 0, 0.5, false, false, 7, 12, 100, true, 3, 4, 32, 'kernels', 0.9, [0.3], 0.5],
   );
   assert.equal(c.recipe, 'densenet-cifar');
   const unset = resolveConfig('tiramisu', { lr: undefined, batchSize: 2 });
@@ -92,6 +92,7 @@ test('bad recipe names and values are refused with the value named', () => {
   assert.throws(() => resolveConfig('densenet-cifar', { lr: -1 }), /learning rate must be a positive number, got -1/);
   assert.throws(() => resolveConfig('densenet-cifar', { batchSize: 2.5 }), /batch size must be a positive integer, got 2.5/);
   assert.throws(() => resolveConfig('densenet-cifar', { epochs: 0 }), /epochs must be a positive number, got 0/);
-  assert.throws(() => resolveConfig('densenet-cifar', { dropRate: 1 }), /drop rate must be in \[0, 1\), got 1/);
+  assert.throws(() => resolveConfig('densenet-cifar', { backboneLrMult: -1 }), /backbone lr multiplier must be >= 0, got -1/);
+  assert.throws(() => resolveConfig('densenet-cifar', { freezeBackbone: true, backboneLrMult: 0.1 }), /give freezeBackbone or backboneLrMult, not both/);
   assert.throws(() => resolveConfig('densenet-cifar', { momentum: 1 }), /momentum must be in \[0, 1\), got 1/);
 });

@@ -1,11 +1,11 @@
-// torchvision parity with the zoo's own DenseNet builder, on the committed fixture
+// torchvision parity with the zoo's DenseNet (densenet121's record with the fixture's options), on the committed fixture
 // (scripts/make-torchvision-fixtures.py): same weights and input -> same logits within 1e-4.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'path';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
-import { buildDenseNet, DenseNetArch } from '../src/models/densenet';
+import * as zoo from '../src/zoo';
 import { readSafetensors } from '../src/weights/safetensors';
 import { exportTorchvisionStateDict, loadTorchvisionSafetensors } from '../src/weights/torchvision';
 import { FIXTURES, TinyDensenetFixture, readTinyDensenetFixture } from './helpers';
@@ -15,12 +15,10 @@ import { FIXTURES, TinyDensenetFixture, readTinyDensenetFixture } from './helper
 let cfg: TinyDensenetFixture;
 
 function build(overrides: { numClasses?: number } = {}): tf.LayersModel {
-  const arch: DenseNetArch = {
-    family: 'densenet', growthRate: cfg.growth_rate, blockLayers: cfg.block_config, stemChannels: cfg.num_init_features,
-    stem: 'imagenet', bottleneckFactor: cfg.bn_size, compression: 0.5, dropRate: 0,
-  };
-  return buildDenseNet(arch, {
-    name: 'tiny-densenet', inputShape: cfg.input_hwc, numClasses: overrides.numClasses ?? cfg.num_classes, memoryEfficient: false,
+  assert.equal(cfg.bn_size, 4, 'the fixture uses DenseNet-B bottlenecks (bn_size 4)');
+  return zoo.create('densenet121', {
+    growthRate: cfg.growth_rate, blockLayers: cfg.block_config, stemChannels: cfg.num_init_features,
+    inputShape: cfg.input_hwc, numClasses: overrides.numClasses ?? cfg.num_classes,
   });
 }
 

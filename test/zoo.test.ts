@@ -34,7 +34,7 @@ for (const [name, params] of Object.entries(PARAMS)) {
     await init('cpu', { log: null });
     const model = zoo.create(name);
     assert.equal(zoo.countTrainableParams(model), params);
-    assert.equal(zoo.entry(name).params, params);
+    assert.equal(zoo.info(name).params, params);
     model.dispose();
   });
 }

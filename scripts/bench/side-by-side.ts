@@ -28,7 +28,7 @@ const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
 async function child(name: string, mode: string, batch: number, inputShape: [number, number, number], steps: number): Promise<void> {
   const b = await init(undefined, { log: null });
   const efficient = mode === 'efficient';
-  const m = await measureMode(zooFactory(name, { batch, inputShape }), efficient, { batch, inputShape, steps });
+  const m = await measureMode(zooFactory(name, { inputShape }), efficient, { batch, inputShape, steps });
   const model = zoo.create(name, { inputShape, memoryEfficient: efficient });
   const h = trainingHarness(model, batch);
   h.predict();
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     .parse(process.argv);
   const name = program.args[0];
   const opts = program.opts<{ batch: number; input?: string; threads: number; steps: number; child?: string }>();
-  const inputShape = (opts.input ? opts.input.split('x').map(Number) : zoo.entry(name).input.shape) as [number, number, number];
+  const inputShape = (opts.input ? opts.input.split('x').map(Number) : zoo.info(name).input.shape) as [number, number, number];
   if (opts.child) return child(name, opts.child, opts.batch, inputShape, opts.steps);
   const modes = ['naive', 'efficient'];
   const labels: string[] = [];

@@ -1,10 +1,7 @@
-// Backend selection: the fastest installed backend wins, native packages are loaded
-// only on demand (never imported statically), and DENSENET_BACKEND overrides.
+// Backend selection: the fastest installed backend wins, DENSENET_BACKEND overrides.
+// Nothing is loaded until a backend is chosen: not the optional tfjs-node packages, not
+// the bundled cpu and wasm packages, not the native torch-cpu addon.
 import * as tf from '../tf';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
-import { registerWasmGradientKernels } from './wasm-kernels';
-import { registerWasmFusedKernels } from './wasm-fused-kernels';
 
 /** Loads a module by name; injectable so tests can pretend packages are (not) installed. */
 export type ModuleLoader = (id: string) => unknown;
@@ -14,18 +11,25 @@ export interface BackendCandidate {
   name: string;
   /** Name the backend registers under in tfjs. */
   tfjsName: string;
-  description: string;
-  /** npm package that provides it, if any; loading it registers the backend. */
+  readonly description: string;
+  /** Optional npm package that provides it; loading it (through the `ModuleLoader`) registers the backend. */
   packageName?: string;
-  install: string;
+  /** Instead of a package, for a backend that ships with densenet-zoo: loads and registers it; false when it cannot run here. */
+  register?: () => boolean;
+  readonly install: string;
   /** Runs after the backend is set (extra kernels, threads). */
   afterSet?: () => void | Promise<void>;
 }
 
 export const BACKEND_ENV = 'DENSENET_BACKEND';
 
-/** In order of preference. Extra backends (the native torch-cpu one) are inserted by `addCandidate`. */
-const candidates: BackendCandidate[] = [
+// Required on first use, not at the top, so that requiring the package loads no addon or wasm.
+const torchCpu = () => require('./torch-cpu') as typeof import('./torch-cpu');
+const wasmGradientKernels = () => require('./wasm-kernels') as typeof import('./wasm-kernels');
+const wasmFusedKernels = () => require('./wasm-fused-kernels') as typeof import('./wasm-fused-kernels');
+
+/** In order of preference. */
+const candidates: readonly BackendCandidate[] = [
   {
     name: 'tensorflow-gpu', tfjsName: 'tensorflow', description: 'libtensorflow with CUDA',
     packageName: '@tensorflow/tfjs-node-gpu',
@@ -37,26 +41,34 @@ const candidates: BackendCandidate[] = [
     install: 'npm install @tensorflow/tfjs-node@4.22.0 (needs network access to download libtensorflow)',
   },
   {
+    name: 'torch-cpu', tfjsName: 'torch-cpu',
+    // Both name the libtorch version or why the addon did not load, once it was tried.
+    get description() { return torchCpu().torchCpuDescription(); },
+    get install() { return torchCpu().torchCpuInstallHint(); },
+    register: () => torchCpu().registerTorchCpuBackend(),
+    afterSet: () => torchCpu().setTorchCpuThreads(torchCpu().threadsFromEnv()),
+  },
+  {
     name: 'wasm', tfjsName: 'wasm', description: 'WebAssembly, single-threaded',
     install: 'bundled with densenet-zoo (@tensorflow/tfjs-backend-wasm)',
+    register: () => {
+      require('@tensorflow/tfjs-backend-wasm'); // registers 'wasm'; its binary loads when the backend is set
+      return true;
+    },
     afterSet: async () => {
-      registerWasmGradientKernels();
-      await registerWasmFusedKernels();
+      wasmGradientKernels().registerWasmGradientKernels();
+      await wasmFusedKernels().registerWasmFusedKernels();
     },
   },
   {
     name: 'cpu', tfjsName: 'cpu', description: 'plain JavaScript',
     install: 'bundled with densenet-zoo (@tensorflow/tfjs-backend-cpu)',
+    register: () => {
+      require('@tensorflow/tfjs-backend-cpu'); // registers 'cpu'
+      return true;
+    },
   },
 ];
-
-/** Adds a backend to the preference list before the entry named `before`. */
-export function addCandidate(candidate: BackendCandidate, before: string): void {
-  const existing = candidates.findIndex((c) => c.name === candidate.name);
-  if (existing >= 0) candidates.splice(existing, 1);
-  const at = candidates.findIndex((c) => c.name === before);
-  candidates.splice(at < 0 ? candidates.length : at, 0, candidate);
-}
 
 export function listCandidates(): readonly BackendCandidate[] {
   return candidates;
@@ -82,24 +94,22 @@ function isModuleMissing(err: unknown, id: string): boolean {
   return e?.code === 'MODULE_NOT_FOUND' && String(e.message).includes(id);
 }
 
-/** True when the candidate's package (if any) loads and its backend is registered with our tfjs. */
+/** True when the candidate's backend is registered with our tfjs, loading its package or module first. */
 function tryProvide(c: BackendCandidate, loader: ModuleLoader): boolean {
-  if (c.packageName) {
-    try {
-      loader(c.packageName);
-    } catch (err) {
-      if (isModuleMissing(err, c.packageName)) return false;
-      throw new Error(`backend '${c.name}': loading ${c.packageName} failed: ${(err as Error).message}`);
-    }
-    if (!tf.findBackendFactory(c.tfjsName)) {
-      throw new Error(
-        `backend '${c.name}': ${c.packageName} loaded but registered no '${c.tfjsName}' backend with ` +
-          `densenet-zoo's copy of @tensorflow/tfjs-core; install the same tfjs version (4.22.0) so npm keeps one copy`,
-      );
-    }
-    return true;
+  if (!c.packageName) return c.register!();
+  try {
+    loader(c.packageName);
+  } catch (err) {
+    if (isModuleMissing(err, c.packageName)) return false;
+    throw new Error(`backend '${c.name}': loading ${c.packageName} failed: ${(err as Error).message}`);
   }
-  return tf.findBackendFactory(c.tfjsName) != null;
+  if (!tf.findBackendFactory(c.tfjsName)) {
+    throw new Error(
+      `backend '${c.name}': ${c.packageName} loaded but registered no '${c.tfjsName}' backend with ` +
+        `densenet-zoo's copy of @tensorflow/tfjs-core; install the same tfjs version (4.22.0) so npm keeps one copy`,
+    );
+  }
+  return true;
 }
 
 /** Picks the backend without activating it. */
@@ -147,11 +157,13 @@ export async function init(requested?: string, options: InitOptions = {}): Promi
   return active;
 }
 
-/** The active backend, initialising the default one on first use. */
-export async function ensure(): Promise<BackendChoice> {
-  return active && tf.getBackend() === active.tfjsName ? active : init();
-}
+let initialising: Promise<BackendChoice> | undefined;
 
-// The optional native backend joins the list only after the list exists (torch-cpu.ts imports this module).
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-(require('./torch-cpu') as typeof import('./torch-cpu')).registerTorchCpuCandidate();
+/** The active backend, initialising the default one on first use (once, however many callers wait). */
+export function ensure(): Promise<BackendChoice> {
+  if (active && tf.getBackend() === active.tfjsName) return Promise.resolve(active);
+  initialising ??= init().finally(() => {
+    initialising = undefined;
+  });
+  return initialising;
+}

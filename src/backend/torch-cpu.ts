@@ -10,7 +10,6 @@ import * as path from 'path';
 import { PACKAGE_ROOT } from '../package-root';
 import * as tf from '../tf';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { addCandidate, BackendCandidate } from './index';
 import {
   BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, BnReluGradAttrs, accumulators, checkChannelInputs, concatShape, lastAxis, splitSegments,
   xPieces,
@@ -793,6 +792,11 @@ const INSTALL = 'install libtorch (Debian/Ubuntu: apt-get install libtorch-dev; 
   'C++ archive from pytorch.org and set LIBTORCH=<its directory>), then run `npm rebuild densenet-zoo` ' +
   '(or `node scripts/build-native.js` in the package) to build native/ with node-gyp';
 
+/** How to get the backend, with the reason it is missing once loading the addon was tried. */
+export function torchCpuInstallHint(): string {
+  return addon === null ? `${INSTALL} (now: ${unavailableReason})` : INSTALL;
+}
+
 function threadsText(): string {
   try {
     const n = threadsFromEnv();
@@ -802,16 +806,13 @@ function threadsText(): string {
   }
 }
 
-/** Adds 'torch-cpu' to backend selection, before wasm; "not installed" when the addon is missing. */
-export function registerTorchCpuCandidate(): void {
-  const available = registerTorchCpuBackend();
-  const info = available ? torchCpuInfo() : undefined;
-  const candidate: BackendCandidate = {
-    name: TORCH_CPU,
-    tfjsName: TORCH_CPU,
-    description: available ? `libtorch ${info!.torchVersion} (ATen) on the CPU, ${threadsText()}` : 'libtorch (ATen) on the CPU',
-    install: available ? INSTALL : `${INSTALL} (now: ${unavailableReason})`,
-    afterSet: () => setTorchCpuThreads(threadsFromEnv()),
-  };
-  addCandidate(candidate, 'wasm');
+/** What the backend is; with the libtorch version once the addon has loaded (describing it loads nothing). */
+export function torchCpuDescription(): string {
+  return addon ? `libtorch ${addon.info().torchVersion} (ATen) on the CPU, ${threadsText()}` : 'libtorch (ATen) on the CPU';
 }
+
+/**
+ * @deprecated torch-cpu is always a backend candidate now (src/backend/index.ts), loaded when
+ * chosen; this only registers the backend with tfjs: use registerTorchCpuBackend.
+ */
+export const registerTorchCpuCandidate = registerTorchCpuBackend;

@@ -53,7 +53,7 @@ export function registerBenchCommands(program: Command): void {
     .option('--steps <n>', 'timed steps after the profiled one', parsePositiveInt('--steps'), 1)
     .option('--json', 'machine-readable output')
     .action(async (name: string, opts: { batch: number; input?: [number, number, number]; classes?: number; steps: number; json?: boolean }) => {
-      zoo.entry(name);
+      zoo.info(name);
       await initBackend(program);
       const r = await benchMemory(name, { batch: opts.batch, inputShape: opts.input, numClasses: opts.classes, steps: opts.steps });
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : memoryTable([r])) + '\n');
@@ -69,7 +69,7 @@ export function registerBenchCommands(program: Command): void {
     .option('--no-train', 'measure inference only')
     .option('--json', 'machine-readable output')
     .action(async (name: string, opts: { batch: number; steps: number; input?: [number, number, number]; efficient?: boolean; train: boolean; json?: boolean }) => {
-      zoo.entry(name);
+      zoo.info(name);
       await initBackend(program);
       const r = await benchSpeed(name, { batch: opts.batch, steps: opts.steps, inputShape: opts.input, memoryEfficient: !!opts.efficient, train: opts.train });
       const train = r.trainImagesPerSec === undefined ? '' : `train ${r.trainImagesPerSec.toFixed(2)} images/s, `;
@@ -87,7 +87,7 @@ export function registerBenchCommands(program: Command): void {
     .option('--top <n>', 'kernels listed (the rest are summed)', parsePositiveInt('--top'), 15)
     .option('--json', 'machine-readable output')
     .action(async (name: string, opts: { batch: number; input?: [number, number, number]; steps: number; top: number; json?: boolean }) => {
-      zoo.entry(name);
+      zoo.info(name);
       await initBackend(program);
       const r = await profileKernels(name, { batch: opts.batch, inputShape: opts.input, steps: opts.steps });
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : kernelTable(r, opts.top)) + '\n');
@@ -135,7 +135,7 @@ export function registerPlanCommand(program: Command): void {
     .option('--budget <size>', 'memory budget, e.g. 8GB, 512MB, 2GiB', '8GB')
     .option('--json', 'machine-readable output')
     .action(async (name: string, opts: { input?: [number, number, number]; classes?: number; batch: number; budget: string; json?: boolean }) => {
-      zoo.entry(name);
+      zoo.info(name);
       const budgetBytes = parseBytes(opts.budget);
       await initBackend(program);
       const p = await planMemory(name, { batch: opts.batch, budgetBytes, inputShape: opts.input, numClasses: opts.classes });

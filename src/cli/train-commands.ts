@@ -6,10 +6,11 @@ import * as zoo from '../zoo';
 import { DATASET_NAMES, openDataset } from '../data';
 import type { Dataset, Split } from '../data/dataset';
 import type { MosaicOptions } from '../data/mosaics';
-import { loadCheckpointModel, readCheckpointState, isCheckpointDir, LoadedCheckpoint } from '../train/checkpoint';
-import { checkDataMatches, dataSpecFor, openDatasetFromSpec } from '../train/data-spec';
-import { evaluate, EvalResult, ModelForShape } from '../train/evaluate';
-import { describeSpec, ModelSpec, specForDataset } from '../train/model-spec';
+import type { ModelOptions, ModelSpec, ZooModel } from '../zoo';
+import { MODEL_JSON } from '../weights/file-io';
+import { loadCheckpointModel, readCheckpointState, isCheckpointDir, LoadedCheckpoint, resolveCheckpointDir } from '../train/checkpoint';
+import { checkDataMatches, dataSpecFor, modelOptionsForDataset, openDatasetFromSpec } from '../train/data-spec';
+import { evaluate, EvalResult } from '../train/evaluate';
 import { defaultRecipe, applyOverrides, ConfigOverrides, RECIPE_NAMES, resolveConfig, TrainConfig } from '../train/recipes';
 import { OPTIMIZER_NAMES } from '../train/optimizers';
 import { SCHEDULE_NAMES } from '../train/schedules';
@@ -53,6 +54,10 @@ interface TrainFlags {
   depth?: number;
   growth?: number;
   efficient?: boolean;
+  weights?: string;
+  classes?: number;
+  freezeBackbone?: boolean;
+  backboneLrMult?: number;
   seed?: number;
   logEvery?: number;
   evalLimit?: number;
@@ -79,7 +84,7 @@ function configOverrides(f: Partial<TrainFlags>): ConfigOverrides {
   return {
     epochs: f.epochs, maxSteps: f.maxSteps, batchSize: f.batch, lr: f.lr, optimizer: f.optimizer as TrainConfig['optimizer'],
     schedule: f.schedule as TrainConfig['schedule'], weightDecay: f.weightDecay, momentum: f.momentum, nesterov: f.nesterov,
-    augment: f.augment, crop: f.crop, dropRate: f.dropRate, memoryEfficient: f.efficient, seed: f.seed, logEvery: f.logEvery,
+    augment: f.augment, crop: f.crop, freezeBackbone: f.freezeBackbone, backboneLrMult: f.backboneLrMult, seed: f.seed, logEvery: f.logEvery,
     evalLimit: f.evalLimit, evalEvery: f.evalEvery, checkpointEvery: f.checkpointEvery,
   };
 }
@@ -97,14 +102,15 @@ function fixedOnResume(state: LoadedCheckpoint['state']): Array<[keyof TrainFlag
   const mosaic = (state.data.mosaic ?? {}) as Record<string, unknown>;
   return [
     ['recipe', '--recipe', state.config.recipe], ['batch', '--batch', state.config.batchSize], ['seed', '--seed', state.config.seed],
-    ['depth', '--depth', state.model.depth], ['growth', '--growth', state.model.growthRate], ['dropRate', '--drop-rate', state.config.dropRate],
+    ['depth', '--depth', state.model.depth], ['growth', '--growth', state.model.growthRate], ['dropRate', '--drop-rate', state.model.dropRate],
+    ['weights', '--weights', state.initialWeights?.source], ['freezeBackbone', '--freeze-backbone', state.config.freezeBackbone],
     ['crop', '--crop', state.config.crop], ['optimizer', '--optimizer', state.config.optimizer], ['evalSplit', '--eval-split', state.data.evalSplit],
     ['mosaicSize', '--mosaic-size', mosaic.size], ['mosaicTrain', '--mosaic-train', mosaic.trainCount], ['mosaicTest', '--mosaic-test', mosaic.testCount],
   ];
 }
 
 interface PreparedRun {
-  model: ModelSpec;
+  model: ModelSpec | ZooModel;
   dataset: Dataset;
   config: TrainConfig;
   data: ReturnType<typeof dataSpecFor>;
@@ -125,24 +131,58 @@ function prepareResume(name: string, out: string, f: Partial<TrainFlags>, all: T
   const config = applyOverrides(state.config, configOverrides(f));
   const dataset = openDatasetFromSpec(state.data, all.data);
   checkDataMatches(state.data, dataset);
-  return { model: { ...state.model, memoryEfficient: config.memoryEfficient }, dataset, config, data: state.data, resume };
+  const memoryEfficient = f.efficient ?? state.model.memoryEfficient;
+  return { model: { ...state.model, memoryEfficient }, dataset, config, data: state.data, resume };
 }
 
-function prepareFresh(name: string, out: string, f: Partial<TrainFlags>, all: TrainFlags): PreparedRun {
+/** The --weights argument as something zoo.loadWeights reads: a checkpoint folder becomes its model.json. */
+function initialWeightsPath(weights: string): string {
+  return isCheckpointDir(weights) ? path.join(resolveCheckpointDir(weights), MODEL_JSON) : weights;
+}
+
+/** Fine-tuning feeds the data normalised as the starting weights expect, where their channels match. */
+function weightsNormalization(name: string, weights: string | undefined, channels: number): { mean: number[]; std: number[] } | undefined {
+  if (!weights || isCheckpointDir(weights)) {
+    return weights ? readCheckpointState(weights).state.data.normalization : undefined;
+  }
+  const source = zoo.resolveWeights(name, weights);
+  const e = zoo.info(name);
+  const norm = source.normalization ?? (Number.isNaN(source.numClasses) ? undefined : e.input);
+  return norm && norm.mean.length === channels ? { mean: [...norm.mean], std: [...norm.std] } : undefined;
+}
+
+async function prepareFresh(name: string, out: string, f: Partial<TrainFlags>, all: TrainFlags): Promise<PreparedRun> {
   if (isCheckpointDir(path.join(out, LAST))) {
     throw new Error(`${out} already holds a run (${path.join(out, LAST)}); pass --resume to continue it, or choose another --out`);
   }
-  const e = zoo.entry(name);
+  const e = zoo.info(name);
+  if ((all.freezeBackbone || all.backboneLrMult !== undefined) && !all.weights) {
+    throw new Error('--freeze-backbone and --backbone-lr-mult fine-tune trained weights: give --weights too');
+  }
   const recipeName = all.recipe ?? defaultRecipe(e.arch.family, e.arch.family === 'densenet' ? e.arch.stem : undefined);
   const config = resolveConfig(recipeName, configOverrides(f));
   const mosaic = mosaicOptions(all);
   if (Object.keys(mosaic).length && all.dataset !== 'fashion-mosaics') throw new Error('--mosaic-* options apply to --dataset fashion-mosaics');
-  const dataset = openDataset(all.dataset, { dir: all.data, mosaic });
-  const model = specForDataset(name, dataset, {
-    dropRate: config.dropRate, memoryEfficient: config.memoryEfficient, depth: all.depth, growthRate: all.growth,
-    crop: config.augment ? config.crop : undefined,
-  });
+  let dataset = openDataset(all.dataset, { dir: all.data, mosaic });
+  const normalization = weightsNormalization(name, all.weights, dataset.imageShape[2]);
+  if (normalization) dataset = openDataset(all.dataset, { dir: all.data, mosaic, normalization });
+  const fitted = modelOptionsForDataset(name, dataset, config.augment ? config.crop : undefined);
+  if (all.classes !== undefined && all.classes !== fitted.numClasses) {
+    throw new Error(`--classes ${all.classes}: dataset ${dataset.name} has ${fitted.numClasses} classes; the new head takes the dataset's`);
+  }
+  const options: ModelOptions = {
+    ...fitted, dropRate: all.dropRate, memoryEfficient: all.efficient ?? false, depth: all.depth, growthRate: all.growth,
+  };
   const data = dataSpecFor(dataset, { dir: all.data, mosaic: mosaic as Record<string, unknown>, evalSplit: all.evalSplit });
+  if (!all.weights) return { model: zoo.resolve(name, options).spec, dataset, config, data };
+  const model = zoo.create(name, { ...options, seed: config.seed });
+  try {
+    await zoo.loadWeights(model, initialWeightsPath(all.weights));
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  model.card.weights!.source = all.weights;
   return { model, dataset, config, data };
 }
 
@@ -182,6 +222,10 @@ function registerTrain(program: Command): void {
     .option('--depth <L>', 'CIFAR DenseNets: a shallower/deeper variant of depth L (BC: 6n+4, e.g. 40)', parsePositiveInt('--depth'))
     .option('--growth <k>', 'growth rate k of the variant', parsePositiveInt('--growth'))
     .option('--efficient', 'memory-efficient dense blocks (recompute in the backward pass)')
+    .option('--weights <w>', 'fine-tune: start from these weights (a tag such as imagenet, a .safetensors file, a tfjs model.json or a checkpoint folder); a head for other classes starts fresh')
+    .option('--classes <n>', 'fine-tune: classes of the new head (must be the dataset\'s; checked)', parsePositiveInt('--classes'))
+    .option('--freeze-backbone', 'fine-tune: train the classifier only; the backbone runs in inference mode')
+    .option('--backbone-lr-mult <x>', 'fine-tune: the backbone\'s learning rate as a multiple of the head\'s (e.g. 0.1)', nonNegative('--backbone-lr-mult'))
     .option('--seed <n>', 'seed of data order, augmentation and dropout', integer('--seed'))
     .option('--log-every <n>', 'progress line and metrics.jsonl entry every n steps', parsePositiveInt('--log-every'))
     .option('--eval-limit <n>', 'evaluate on the first n images only (quick runs)', parsePositiveInt('--eval-limit'))
@@ -194,11 +238,11 @@ function registerTrain(program: Command): void {
     .option('--out <dir>', 'run folder for last/, best/ and metrics.jsonl (default runs/<name>-<dataset>)')
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .action(async (name: string, flags: TrainFlags, cmd: Command) => {
-      zoo.entry(name);
+      zoo.info(name);
       const out = flags.out ?? path.join('runs', `${name}-${flags.dataset}`);
       const typed = given(cmd, flags);
       const chosen = await initBackend(program);
-      const run = flags.resume ? prepareResume(name, out, typed, flags) : prepareFresh(name, out, typed, flags);
+      const run = flags.resume ? prepareResume(name, out, typed, flags) : await prepareFresh(name, out, typed, flags);
       const reporter = defaultReporter();
       const stop: StopSignal = { requested: false };
       const removeHandler = installStopHandler(stop, (t) => reporter.note(t));
@@ -207,6 +251,7 @@ function registerTrain(program: Command): void {
         result = await train({ ...run, out, reporter, stop, backend: chosen.name });
       } finally {
         removeHandler();
+        if ('card' in run.model) run.model.dispose();
       }
       const lines = [
         result.lastEval ? `final ${result.lastEval.split}: ${formatMetrics(result.lastEval.metrics)} loss ${result.lastEval.loss.toFixed(4)}` : '',
@@ -250,7 +295,7 @@ async function evalCheckpoint(name: string, flags: EvalFlags): Promise<{ result:
       ? openDatasetFromSpec(state.data, flags.data)
       : openDataset(flags.dataset, { dir: flags.data, normalization: state.data.normalization });
     checkDataMatches(state.data, dataset);
-    const models = new ModelForShape(model, spec);
+    const models = zoo.modelsBySize(model);
     try {
       const result = await evaluate(models, dataset, {
         split: flags.split ?? state.data.evalSplit, limit: flags.limit,
@@ -273,12 +318,11 @@ async function evalZooWeights(name: string, flags: EvalFlags): Promise<{ result:
     dir: flags.data, normalization: source.normalization,
     mosaic: sameData ? (source.training?.datasetOptions as MosaicOptions | undefined) : undefined,
   });
-  const spec = specForDataset(name, dataset);
-  const model = await zoo.load(name, { weights: flags.weights, inputShape: spec.inputShape, numClasses: spec.numClasses });
-  const models = new ModelForShape(model, spec);
+  const model = await zoo.load(name, { weights: flags.weights, ...modelOptionsForDataset(name, dataset) });
+  const models = zoo.modelsBySize(model);
   try {
     const result = await evaluate(models, dataset, { split: flags.split ?? 'test', limit: flags.limit, batchSize: flags.batch ?? 64 });
-    return { result, spec };
+    return { result, spec: model.card.spec };
   } finally {
     models.dispose();
     model.dispose();
@@ -297,7 +341,7 @@ function registerEval(program: Command): void {
     .option('--batch <n>', 'evaluation batch size', parsePositiveInt('--batch'))
     .option('--json', 'machine-readable output')
     .action(async (name: string, flags: EvalFlags) => {
-      zoo.entry(name);
+      zoo.info(name);
       const chosen = await initBackend(program);
       const t0 = Date.now();
       const isCheckpoint = isCheckpointDir(flags.weights);
@@ -315,7 +359,7 @@ function registerEval(program: Command): void {
         return;
       }
       const lines = [
-        `${describeSpec(spec)} on ${flags.dataset} ${result.split} (${result.count} images): ${formatMetrics(result.metrics)} loss ${result.loss.toFixed(4)}`,
+        `${zoo.describeSpec(spec)} on ${flags.dataset} ${result.split} (${result.count} images): ${formatMetrics(result.metrics)} loss ${result.loss.toFixed(4)}`,
         `${formatDuration(output.seconds)} on ${chosen.name}`,
       ];
       process.stdout.write(lines.join('\n') + '\n');

@@ -6,7 +6,8 @@ import * as backend from '../backend';
 import * as zoo from '../zoo';
 import { formatSummary, summarize } from '../models/summary';
 import { decodeImageFile } from '../data/image-file';
-import { classifyImage, predictorFor, segmentImage, writeSegmentationOverlay } from '../train/inference';
+import { writeSegmentationOverlay } from '../inference/predict';
+import { isCheckpointDir, loadCheckpointModel } from '../train/checkpoint';
 import { saveLayersModelToFile } from '../weights/file-io';
 import { loadTorchvisionSafetensors } from '../weights/torchvision';
 
@@ -31,6 +32,17 @@ export async function initBackend(program: Command): Promise<backend.BackendChoi
   return backend.init(program.opts().backend);
 }
 
+/** A checkpoint folder of `densenet train` (its model, normalisation and classes), or the zoo model with weights. */
+async function loadForPrediction(name: string, weights?: string): Promise<zoo.ZooModel> {
+  if (!weights || !isCheckpointDir(weights)) return zoo.load(name, { weights });
+  const { model, state } = await loadCheckpointModel(weights);
+  if (state.model.name !== name) {
+    model.dispose();
+    throw new Error(`${weights} holds a ${state.model.name} model, not ${name}`);
+  }
+  return model;
+}
+
 function print(json: boolean, value: unknown, text: () => string): void {
   process.stdout.write((json ? JSON.stringify(value, null, 2) : text()) + '\n');
 }
@@ -42,7 +54,7 @@ export function registerZooCommands(program: Command): void {
     .description('list every model: task, parameters, paper')
     .option('--json', 'machine-readable output')
     .action((opts: { json?: boolean }) => {
-      const rows = zoo.list().map(zoo.entry).map((e) => ({
+      const rows = zoo.list().map((n) => zoo.info(n)).map((e) => ({
         name: e.name, task: e.task, params: e.params, inputShape: e.input.shape, numClasses: e.numClasses,
         weights: e.weights.map((w) => w.tag), paper: e.paper.reference,
       }));
@@ -59,7 +71,7 @@ export function registerZooCommands(program: Command): void {
     .option('--classes <n>', 'number of classes', parsePositiveInt('--classes'))
     .option('--json', 'machine-readable output')
     .action(async (name: string, opts: { input?: [number, number, number]; classes?: number; json?: boolean }) => {
-      zoo.entry(name);
+      zoo.info(name);
       await initBackend(program);
       const model = zoo.create(name, { inputShape: opts.input, numClasses: opts.classes });
       const s = summarize(model);
@@ -74,7 +86,7 @@ export function registerZooCommands(program: Command): void {
     .requiredOption('--out <dir>', 'output directory (model.json + weights)')
     .option('--classes <n>', 'classes of the weights (default: the record\'s)', parsePositiveInt('--classes'))
     .action(async (file: string, opts: { arch: string; out: string; classes?: number }) => {
-      zoo.entry(opts.arch);
+      zoo.info(opts.arch);
       await initBackend(program);
       const model = zoo.create(opts.arch, { numClasses: opts.classes });
       const report = await loadTorchvisionSafetensors(model, file, { skipClassifier: false, adaptInputChannels: false });
@@ -90,26 +102,30 @@ export function registerZooCommands(program: Command): void {
     .option('--out <file.png>', 'segmentation: write the input, the prediction and their overlay to this PNG')
     .option('--json', 'machine-readable output')
     .action(async (name: string, image: string, opts: { weights?: string; top: number; out?: string; json?: boolean }) => {
-      zoo.entry(name);
+      zoo.info(name);
       const decoded = decodeImageFile(image);
       await initBackend(program);
-      const predictor = predictorFor(name, opts.weights);
-      if (predictor.task === 'segmentation') {
-        const seg = await segmentImage(predictor, decoded);
-        const overlay = opts.out ? writeSegmentationOverlay(opts.out, decoded, seg, predictor, `${name}: ${path.basename(image)}`) : null;
-        const classes = seg.fractions
-          .map((f, c) => ({ class: c, name: predictor.classNames[c], fraction: f }))
-          .filter((x) => x.fraction > 0)
-          .sort((a, b) => b.fraction - a.fraction);
-        print(!!opts.json, { model: name, image, weights: opts.weights ?? null, height: seg.height, width: seg.width, classes, overlay }, () =>
-          [...classes.map((x) => `${(x.fraction * 100).toFixed(2).padStart(6)}%  ${x.name} (${x.class})`),
-            overlay ? `overlay: ${overlay}` : 'pass --out overlay.png for a colour-coded overlay'].join('\n'));
-        return;
+      const model = await loadForPrediction(name, opts.weights);
+      try {
+        if (model.card.task === 'segmentation') {
+          const seg = await model.segment(decoded);
+          const overlay = opts.out ? writeSegmentationOverlay(opts.out, decoded, seg, model.card, `${name}: ${path.basename(image)}`) : null;
+          const classes = seg.fractions
+            .map((f, c) => ({ class: c, name: seg.classNames[c], fraction: f }))
+            .filter((x) => x.fraction > 0)
+            .sort((a, b) => b.fraction - a.fraction);
+          print(!!opts.json, { model: name, image, weights: opts.weights ?? null, height: seg.height, width: seg.width, classes, overlay }, () =>
+            [...classes.map((x) => `${(x.fraction * 100).toFixed(2).padStart(6)}%  ${x.name} (${x.class})`),
+              overlay ? `overlay: ${overlay}` : 'pass --out overlay.png for a colour-coded overlay'].join('\n'));
+          return;
+        }
+        if (opts.out) throw new Error(`--out writes segmentation overlays; ${name} is a classification model`);
+        const top = await model.classify(decoded, { topK: opts.top });
+        print(!!opts.json, { model: name, image, weights: opts.weights ?? null, top }, () =>
+          top.map((t) => `${(t.probability * 100).toFixed(2).padStart(6)}%  ${t.name} (${t.class})`).join('\n'));
+      } finally {
+        model.dispose();
       }
-      if (opts.out) throw new Error(`--out writes segmentation overlays; ${name} is a classification model`);
-      const top = await classifyImage(predictor, decoded, opts.top);
-      print(!!opts.json, { model: name, image, weights: opts.weights ?? null, top }, () =>
-        top.map((t) => `${(t.probability * 100).toFixed(2).padStart(6)}%  ${t.name} (${t.class})`).join('\n'));
     });
 
   program

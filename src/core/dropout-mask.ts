@@ -5,7 +5,7 @@
 // checkpointed stream during a step (src/train/seeded-random.ts), so a resumed run draws
 // the same masks.
 import * as tf from '../tf';
-import { mix32 } from '../data/prng';
+import { mix32 } from '../random/prng';
 import { hasKernel } from './fused-kernels';
 
 /**

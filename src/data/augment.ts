@@ -6,7 +6,7 @@
 // crop (segmentation) and padding to a multiple all are windows, and images and labels go
 // through the same window, so they cannot drift apart.
 import type { Normalization } from './dataset';
-import type { Rng } from './prng';
+import type { Rng } from '../random/prng';
 
 export interface Window {
   outH: number;

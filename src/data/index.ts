@@ -7,7 +7,7 @@ import { FashionMosaics, MosaicOptions } from './mosaics';
 
 export * from './dataset';
 export * from './errors';
-export * from './prng';
+export * from '../random/prng';
 export * from './augment';
 export * from './streaming';
 export * from './idx';

@@ -5,7 +5,7 @@
 // and the train/test mosaics use garments of the Fashion-MNIST train/test splits.
 import type { Normalization, Split } from './dataset';
 import { FASHION_MNIST_CLASSES, FashionMnist, FashionMnistOptions } from './fashion-mnist';
-import { Rng } from './prng';
+import { Rng } from '../random/prng';
 import { RawSamples, StreamingDataset } from './streaming';
 
 export interface MosaicOptions {

@@ -7,7 +7,7 @@ import {
   windowImage, windowLabels, Window,
 } from './augment';
 import type { Batch, BatchOptions, Dataset, Normalization, Split, Task } from './dataset';
-import { permutation, Rng } from './prng';
+import { permutation, Rng } from '../random/prng';
 
 /** Padding of the classification crop, in pixels per side (the DenseNet papers' 4). */
 export const CLASSIFICATION_PAD = 4;

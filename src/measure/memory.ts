@@ -43,8 +43,13 @@ function now(): number {
 
 export type ModelFactory = (memoryEfficient: boolean) => tf.LayersModel;
 
-export function zooFactory(name: string, options: BenchOptions): ModelFactory {
-  return (memoryEfficient) => zoo.create(name, { inputShape: options.inputShape, numClasses: options.numClasses, memoryEfficient });
+export function zooFactory(name: string, options: zoo.ModelOptions): ModelFactory {
+  return (memoryEfficient) => zoo.create(name, { ...options, memoryEfficient });
+}
+
+/** Builds the model a spec describes, in either mode. */
+export function specFactory(spec: zoo.ModelSpec): ModelFactory {
+  return (memoryEfficient) => zoo.fromSpec({ ...spec, memoryEfficient });
 }
 
 /** Peak bytes and time of one training step of the model `make` builds. */

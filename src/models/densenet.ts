@@ -10,6 +10,8 @@ export interface DenseNetArch {
   blockLayers: number[];
   stemChannels: number;
   stem: 'imagenet' | 'cifar';
+  /** BatchNorm-ReLU after the stem conv: always in the ImageNet stem, optional in the CIFAR one. */
+  stemNorm: boolean;
   /** Bottleneck width as a multiple of the growth rate (4 in DenseNet-B); 0 means none. */
   bottleneckFactor: number;
   /** Transition compression theta: a transition keeps floor(theta * m) channels. */
@@ -25,9 +27,10 @@ export function minimumInputSide(arch: DenseNetArch): number {
 
 function stem(input: tf.SymbolicTensor, arch: DenseNetArch): tf.SymbolicTensor {
   if (arch.stem === 'cifar') {
-    return tf.layers
+    const x = tf.layers
       .conv2d({ name: 'stem_conv', filters: arch.stemChannels, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: 'heNormal' })
       .apply(input) as tf.SymbolicTensor;
+    return arch.stemNorm ? (relu('stem_relu').apply(batchNorm('stem_norm').apply(x)) as tf.SymbolicTensor) : x;
   }
   // torch pads 3 (conv) and 1 (pool) on every side; tf's 'same' would pad unevenly.
   let x = tf.layers.zeroPadding2d({ name: 'stem_pad', padding: 3 }).apply(input) as tf.SymbolicTensor;

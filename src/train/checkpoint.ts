@@ -13,13 +13,15 @@ import { promises as fsp, existsSync, readFileSync } from 'fs';
 import * as path from 'path';
 import * as tf from '../tf';
 import type { Normalization, Split } from '../data/dataset';
-import type { RngState } from '../data/prng';
+import type { RngState } from '../random/prng';
 import { encodeSafetensors, parseSafetensors } from '../weights/safetensors';
 import { MODEL_JSON, saveLayersModelToFile } from '../weights/file-io';
 import { loadTfjsWeights } from '../weights/tfjs-weights';
 import type { Optimizer, SlotValue } from './optimizers';
 import type { TrainConfig } from './recipes';
-import { buildModel, ModelSpec } from './model-spec';
+import * as zoo from '../zoo';
+import type { ModelSpec, WeightsProvenance, ZooModel } from '../zoo';
+import type { InputShape } from '../models/common';
 
 export const CHECKPOINT_FORMAT = 'densenet-zoo-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -69,6 +71,8 @@ export interface CheckpointState {
   version: number;
   savedAt: string;
   model: ModelSpec;
+  /** The weights training started from (fine-tuning); absent for a run from fresh weights. */
+  initialWeights?: WeightsProvenance;
   data: DataSpec;
   config: TrainConfig;
   stepsPerEpoch: number;
@@ -229,15 +233,24 @@ export async function readOptimizerSlots(dir: string): Promise<Map<string, SlotV
   return new Map(st.names().map((n) => [n, { shape: st.shape(n), data: st.read(n) }]));
 }
 
-/** Builds the checkpoint's model (at `inputShape`, default the training one) with its weights. */
-export async function loadCheckpointModel(p: string, inputShape?: [number, number, number]): Promise<{ model: tf.LayersModel } & LoadedCheckpoint> {
+/** The checkpoint's model (at `inputShape`, default the training one) with its weights, its card from the training data. */
+export async function loadCheckpointModel(p: string, inputShape?: InputShape): Promise<{ model: ZooModel } & LoadedCheckpoint> {
   const loaded = readCheckpointState(p);
-  const model = buildModel(loaded.state.model, inputShape);
+  const { state, dir } = loaded;
+  const model = zoo.fromSpec(state.model, inputShape);
   try {
-    await loadCheckpointWeights(model, loaded.dir);
+    await loadCheckpointWeights(model, dir);
   } catch (err) {
     model.dispose();
     throw err;
   }
+  const { data } = state;
+  Object.assign(model.card, {
+    classNames: [...data.classNames],
+    preprocessing: { inputShape: model.card.spec.inputShape, mean: [...data.normalization.mean], std: [...data.normalization.std] },
+    weights: { source: dir, format: 'tfjs', headLoaded: true },
+    ...(data.ignoreLabel !== undefined ? { ignoreLabel: data.ignoreLabel } : {}),
+    ...(data.palette ? { palette: data.palette } : {}),
+  });
   return { model, ...loaded };
 }

@@ -4,6 +4,8 @@ import * as path from 'path';
 import type { Dataset, Split } from '../data/dataset';
 import { openDataset } from '../data';
 import type { DataSpec } from './checkpoint';
+import * as zoo from '../zoo';
+import type { InputShape } from '../models/common';
 
 export interface DataSpecOptions {
   dir?: string;
@@ -48,4 +50,19 @@ export function checkDataMatches(spec: DataSpec, dataset: Dataset): void {
   if (dataset.task === 'classification' && (h !== spec.imageShape[0] || w !== spec.imageShape[1])) {
     throw new Error(`dataset ${dataset.name} has ${h}x${w} images but the checkpoint was trained on ${spec.imageShape[0]}x${spec.imageShape[1]}`);
   }
+}
+
+/**
+ * The model options a dataset dictates: its channels and classes, and its image size (or, for
+ * segmentation trained on random crops, the crop's). Refuses a model of the other task.
+ */
+export function modelOptionsForDataset(name: string, dataset: Dataset, crop?: number): { inputShape: InputShape; numClasses: number } {
+  const e = zoo.info(name);
+  if (e.task !== dataset.task) {
+    throw new Error(`${name} is a ${e.task} model but dataset ${dataset.name} is a ${dataset.task} dataset; ` +
+      `pick a ${dataset.task === 'segmentation' ? 'fc-densenet' : 'densenet'} model`);
+  }
+  const [h, w, c] = dataset.imageShape;
+  const cropped = crop !== undefined && dataset.task === 'segmentation';
+  return { inputShape: cropped ? [Math.min(h, crop), Math.min(w, crop), c] : [h, w, c], numClasses: dataset.numClasses };
 }

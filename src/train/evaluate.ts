@@ -1,16 +1,14 @@
 // Evaluation of a model on a split: the mean loss and the task's metrics (top-1/top-5 accuracy,
 // or global pixel accuracy, per-class IoU and mean IoU), with the confusion matrix for reports.
 // Segmentation images are padded (labels with the ignore label) to the size FC-DenseNet needs,
-// and evaluated by a copy of the model built for that size: the weights do not depend on it.
+// and evaluated by a copy of the model built for that size (zoo.modelsBySize): the weights do not depend on it.
 import * as tf from '../tf';
 import type { Dataset, Split } from '../data/dataset';
 import { batchToTensors } from '../data/tensors';
 import { pixelCrossEntropy, softmaxCrossEntropy } from './losses';
 import { ClassificationMeter, SegmentationMeter } from './metrics';
-import { buildModel, ModelSpec } from './model-spec';
-
-/** FC-DenseNet halves the resolution five times. */
-export const SEGMENTATION_MULTIPLE = 32;
+import type { ModelForShape } from '../inference/model-for-shape';
+import { SEGMENTATION_MULTIPLE } from '../inference/predict';
 
 export interface EvalOptions {
   split: Split;
@@ -37,45 +35,6 @@ export interface EvalResult {
 /** The metric a run keeps its best checkpoint by. */
 export function primaryMetric(task: 'classification' | 'segmentation'): string {
   return task === 'classification' ? 'top1' : 'meanIoU';
-}
-
-/**
- * Hands out a model for a given input size: the trained model itself when the size matches,
- * otherwise a copy built for that size with the trained weights copied in.
- */
-export class ModelForShape {
-  private readonly copies = new Map<string, tf.LayersModel>();
-  /** Copies whose weights are the trained model's current ones. */
-  private readonly current = new Set<string>();
-
-  constructor(private readonly model: tf.LayersModel, private readonly spec: ModelSpec) {}
-
-  /** The trained weights have changed: copies take them again on their next use. */
-  invalidate(): void {
-    this.current.clear();
-  }
-
-  get(shape: [number, number, number]): tf.LayersModel {
-    const own = (this.model.inputs[0].shape as number[]).slice(1);
-    if (own.join('x') === shape.join('x')) return this.model;
-    const key = shape.join('x');
-    let copy = this.copies.get(key);
-    if (!copy) {
-      copy = buildModel({ ...this.spec, memoryEfficient: false }, shape);
-      this.copies.set(key, copy);
-    }
-    if (!this.current.has(key)) {
-      copy.setWeights(this.model.getWeights());
-      this.current.add(key);
-    }
-    return copy;
-  }
-
-  dispose(): void {
-    this.current.clear();
-    for (const m of this.copies.values()) m.dispose();
-    this.copies.clear();
-  }
 }
 
 export async function evaluate(models: ModelForShape, dataset: Dataset, opts: EvalOptions): Promise<EvalResult> {

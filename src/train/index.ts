@@ -2,7 +2,6 @@
 export * from './recipes';
 export * from './optimizers';
 export * from './schedules';
-export * from './model-spec';
 export * from './data-spec';
 export * from './checkpoint';
 export * from './evaluate';

@@ -35,6 +35,8 @@ export interface Param {
   variable: tf.Variable;
   /** Whether weight decay applies to it. */
   decay: boolean;
+  /** Its learning rate as a multiple of the schedule's (fine-tuning's backbone multiplier). */
+  lrScale: number;
 }
 
 /** A slot's value as plain data, for checkpoints. */
@@ -55,7 +57,7 @@ export function trainableParams(model: tf.LayersModel, scope: WeightDecayScope):
     const name = baseName(w);
     if (seen.has(name)) throw new Error(`model ${model.name}: two trainable weights are both named '${name}'; checkpoints need unique names`);
     seen.add(name);
-    return { name, variable: w.read() as tf.Variable, decay: scope === 'all' || isKernel(name) };
+    return { name, variable: w.read() as tf.Variable, decay: scope === 'all' || isKernel(name), lrScale: 1 };
   });
 }
 
@@ -78,14 +80,16 @@ export class Optimizer {
     return `${p.name}/${this.slotName}`;
   }
 
-  /** Applies one update with learning rate `lr`; `grads[i]` belongs to `params[i]`. Does not dispose grads. */
-  apply(grads: readonly tf.Tensor[], lr: number): void {
+  /** Applies one update with learning rate `baseLr` (times each param's lrScale); `grads[i]` belongs to `params[i]`. Does not dispose grads. */
+  apply(grads: readonly tf.Tensor[], baseLr: number): void {
     if (grads.length !== this.params.length) {
       throw new Error(`optimizer: ${grads.length} gradients for ${this.params.length} weights`);
     }
     const { momentum, nesterov, rho, epsilon, weightDecay } = this.config;
     this.params.forEach((p, i) => {
       const slot = this.slots.get(this.key(p))!;
+      const lr = baseLr * p.lrScale;
+      if (lr === 0) return; // a frozen weight: no update, and its momentum stays as it was
       tf.tidy(() => {
         const w = p.variable;
         const g = p.decay && weightDecay > 0 ? tf.add(grads[i], tf.mul(w, weightDecay)) : grads[i];

@@ -1,8 +1,10 @@
 // What a training run tells the user and writes down: a progress bar on a terminal (epoch, step,
-// loss, accuracy, images/s, ETA), plain lines otherwise, and OUT/metrics.jsonl with one JSON
-// object per logged step and per evaluation.
+// loss, accuracy, images/s, ETA), one display redrawn in place in a notebook (notebook-progress.ts),
+// plain lines otherwise, and OUT/metrics.jsonl with one JSON object per logged step and per evaluation.
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'fs';
 import * as cliProgress from 'cli-progress';
+import { inTslabKernel } from '../viz/display';
+import { notebookReporter } from './notebook-progress';
 
 export interface StepReport {
   /** 1-based epoch of the step just done. */
@@ -137,8 +139,9 @@ export class BarReporter implements Reporter {
   }
 }
 
-/** The bar on a terminal, lines elsewhere. */
+/** One display redrawn in place in a tslab notebook, the bar on a terminal, lines elsewhere. */
 export function defaultReporter(stream: NodeJS.WriteStream = process.stdout): Reporter {
+  if (inTslabKernel()) return notebookReporter();
   return stream.isTTY ? new BarReporter(stream) : new LineReporter((l) => stream.write(l + '\n'));
 }
 

@@ -16,8 +16,6 @@ export interface TrainConfig extends OptimizerConfig, ScheduleConfig {
   augment: boolean;
   /** Segmentation: side of the random training crop; images smaller than it are used whole. */
   crop?: number;
-  /** Dropout rate of the model (undefined: the zoo record's). */
-  dropRate?: number;
   /** Data order, augmentation and dropout seed. */
   seed: number;
   /** Write a progress line / metrics.jsonl entry every this many steps. */
@@ -30,8 +28,10 @@ export interface TrainConfig extends OptimizerConfig, ScheduleConfig {
   evalBatchSize?: number;
   /** Also write the `last` checkpoint every this many steps (besides every epoch and the end). */
   checkpointEvery?: number;
-  /** Memory-efficient dense blocks (recompute in the backward pass). */
-  memoryEfficient: boolean;
+  /** Fine-tuning: train the classifier only; the backbone runs in inference mode (BatchNorm statistics fixed). */
+  freezeBackbone: boolean;
+  /** Fine-tuning: the backbone's learning rate as a multiple of the classifier's (1: one learning rate). */
+  backboneLrMult: number;
 }
 
 export const RECIPE_NAMES = ['densenet-cifar', 'densenet-imagenet', 'tiramisu'] as const;
@@ -39,7 +39,7 @@ export type RecipeName = (typeof RECIPE_NAMES)[number];
 
 const COMMON = {
   momentum: 0.9, nesterov: true, rho: 0.9, epsilon: 1e-6, milestones: [0.5, 0.75], stepFactor: 0.1, epochDecay: 0.995,
-  augment: true, seed: 0, logEvery: 50, memoryEfficient: false,
+  augment: true, seed: 0, logEvery: 50, freezeBackbone: false, backboneLrMult: 1,
 } as const;
 
 /** Complete defaults of each recipe. */
@@ -114,7 +114,8 @@ export function checkConfig(c: TrainConfig): void {
   positiveInt('checkpoint every', c.checkpointEvery, true);
   positiveInt('crop', c.crop, true);
   if (!Number.isSafeInteger(c.seed)) throw new Error(`seed must be an integer, got ${c.seed}`);
-  if (c.dropRate !== undefined && !(c.dropRate >= 0 && c.dropRate < 1)) throw new Error(`drop rate must be in [0, 1), got ${c.dropRate}`);
+  if (!(Number.isFinite(c.backboneLrMult) && c.backboneLrMult >= 0)) throw new Error(`backbone lr multiplier must be >= 0, got ${c.backboneLrMult}`);
+  if (c.freezeBackbone && c.backboneLrMult !== 1) throw new Error('a frozen backbone has no learning rate: give freezeBackbone or backboneLrMult, not both');
   if (!(c.momentum >= 0 && c.momentum < 1)) throw new Error(`momentum must be in [0, 1), got ${c.momentum}`);
   if (!(c.rho >= 0 && c.rho < 1)) throw new Error(`rho must be in [0, 1), got ${c.rho}`);
   if (!(Number.isFinite(c.weightDecay) && c.weightDecay >= 0)) throw new Error(`weight decay must be >= 0, got ${c.weightDecay}`);

@@ -6,7 +6,7 @@ import * as path from 'path';
 import { writeFileSync } from 'fs';
 import { confusionMatrixImage, lineChart, saveHtml, savePng } from '../viz';
 import { readCheckpointState } from './checkpoint';
-import { describeSpec } from './model-spec';
+import { describeSpec } from '../zoo';
 import { formatDuration, MetricsLog, MetricsRecord } from './progress';
 import { METRICS_FILE } from './trainer';
 

@@ -9,28 +9,28 @@
 import { mkdirSync } from 'fs';
 import * as path from 'path';
 import * as tf from '../tf';
-import { countTrainableParams } from '../zoo';
+import * as zoo from '../zoo';
+import type { ModelSpec, WeightsProvenance, ZooModel } from '../zoo';
+import type { ModelForShape } from '../inference/model-for-shape';
 import type { Batch, Dataset } from '../data/dataset';
-import { Rng } from '../data/prng';
+import { Rng } from '../random/prng';
 import { batchToTensors } from '../data/tensors';
 import {
   CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointState, DataSpec, EvalSummary, LoadedCheckpoint, Position,
   loadCheckpointWeights, readOptimizerSlots, removeStaleTemporaries, saveCheckpoint,
 } from './checkpoint';
-import { evaluate, EvalResult, ModelForShape, primaryMetric } from './evaluate';
+import { evaluate, EvalResult, primaryMetric } from './evaluate';
 import { pixelCrossEntropy, softmaxCrossEntropy } from './losses';
-import { buildModel, describeSpec, ModelSpec } from './model-spec';
-import { Optimizer, trainableParams } from './optimizers';
+import { Optimizer, Param, trainableParams } from './optimizers';
 import { baseName } from '../weights/mapping';
-import { MetricsLog, Reporter, silentReporter } from './progress';
+import { defaultReporter, MetricsLog, Reporter } from './progress';
 import type { TrainConfig } from './recipes';
 import { learningRateAt } from './schedules';
-import { withSeededMathRandom } from './seeded-random';
+import { withSeededMathRandom } from '../random/seeded-math-random';
 import { peakRssBytes } from '../process-memory';
 
-/** Random streams of the trainer's own draws, apart from the data streams. */
+/** The random stream of the trainer's own draws (dropout), apart from the data's and the initial weights'. */
 const DROPOUT_STREAM = 0x64726f70;
-const INIT_STREAM = 0x696e6974;
 
 export const LAST = 'last';
 export const BEST = 'best';
@@ -42,7 +42,11 @@ export interface StopSignal {
 }
 
 export interface TrainOptions {
-  model: ModelSpec;
+  /**
+   * The model to train: one from zoo.create or zoo.load (fine-tuning), trained in place and left
+   * to the caller to dispose; or the spec of one to build with initial weights from the seed.
+   */
+  model: ZooModel | ModelSpec;
   dataset: Dataset;
   data: DataSpec;
   config: TrainConfig;
@@ -94,8 +98,37 @@ export function planRun(dataset: Dataset, config: TrainConfig): Plan {
   return { stepsPerEpoch, totalSteps, stopStep: Math.min(totalSteps, config.maxSteps ?? Infinity) };
 }
 
+/** The weights the optimizer updates: all, or the classifier's alone (frozen backbone), the backbone's at its own rate. */
+function fineTuningParams(model: tf.LayersModel, head: string, config: TrainConfig): Param[] {
+  const isHead = (p: Param) => p.name.startsWith(`${head}/`);
+  const params = trainableParams(model, config.weightDecayScope);
+  if (config.freezeBackbone) return params.filter(isHead);
+  return params.map((p) => (isHead(p) ? p : { ...p, lrScale: config.backboneLrMult }));
+}
+
+/** The model must take the data: the same task, classes and channels (and image size, for classification). */
+function checkModelFitsData(spec: ModelSpec, dataset: Dataset, segmentationCrop: boolean): void {
+  const [h, w, c] = dataset.imageShape;
+  const problems = [
+    spec.task !== dataset.task ? `it is a ${spec.task} model and ${dataset.name} a ${dataset.task} dataset` : '',
+    spec.numClasses !== dataset.numClasses ? `it has ${spec.numClasses} classes and ${dataset.name} ${dataset.numClasses} (give numClasses: ${dataset.numClasses})` : '',
+    spec.inputShape[2] !== c ? `it takes ${spec.inputShape[2]}-channel input and ${dataset.name} has ${c}-channel images` : '',
+    spec.task === 'classification' && (spec.inputShape[0] !== h || spec.inputShape[1] !== w)
+      ? `it takes ${spec.inputShape[0]}x${spec.inputShape[1]} images and ${dataset.name} has ${h}x${w}` : '',
+    spec.task === 'segmentation' && !segmentationCrop && (spec.inputShape[0] !== h || spec.inputShape[1] !== w)
+      ? `it takes ${spec.inputShape[0]}x${spec.inputShape[1]} images and ${dataset.name} has ${h}x${w} (train on crops of its size, or build it for ${h}x${w})` : '',
+  ].filter(Boolean);
+  if (problems.length) throw new Error(`cannot train ${spec.name} on ${dataset.name}: ${problems.join('; ')}`);
+}
+
 export class Trainer {
-  private readonly model: tf.LayersModel;
+  private readonly model: ZooModel;
+  /** Whether the trainer built the model (and so disposes it). */
+  private readonly ownsModel: boolean;
+  private readonly spec: ModelSpec;
+  private readonly initialWeights?: WeightsProvenance;
+  /** Fine-tuning with a frozen backbone: the classifier's input, computed in inference mode. */
+  private readonly backbone?: { features: tf.LayersModel; head: tf.layers.Layer };
   private readonly optimizer: Optimizer;
   private readonly evalModels: ModelForShape;
   private readonly plan: Plan;
@@ -115,12 +148,22 @@ export class Trainer {
 
   private constructor(private readonly opts: TrainOptions) {
     this.plan = planRun(opts.dataset, opts.config);
+    const given = 'card' in opts.model ? opts.model : undefined;
+    checkModelFitsData(given?.card.spec ?? (opts.model as ModelSpec), opts.dataset, opts.config.augment && opts.config.crop !== undefined);
+    this.ownsModel = !given;
     // Initial weights from the seed too: the same seed gives the same run.
-    this.model = withSeededMathRandom(Rng.from(opts.config.seed, INIT_STREAM), () => buildModel(opts.model));
-    this.optimizer = new Optimizer(opts.config, trainableParams(this.model, opts.config.weightDecayScope));
-    this.evalModels = new ModelForShape(this.model, opts.model);
+    this.model = given ?? zoo.create(opts.model.name, { ...(opts.model as ModelSpec), seed: opts.config.seed });
+    this.spec = this.model.card.spec;
+    this.initialWeights = opts.resume?.state.initialWeights ?? this.model.card.weights;
+    const head = zoo.info(this.spec.name).classifier;
+    if (opts.config.freezeBackbone) {
+      const layer = this.model.getLayer(head);
+      this.backbone = { features: tf.model({ inputs: this.model.inputs, outputs: layer.input as tf.SymbolicTensor }), head: layer };
+    }
+    this.optimizer = new Optimizer(opts.config, fineTuningParams(this.model, head, opts.config));
+    this.evalModels = zoo.modelsBySize(this.model);
     this.log = new MetricsLog(path.join(opts.out, METRICS_FILE));
-    this.reporter = opts.reporter ?? silentReporter;
+    this.reporter = opts.reporter ?? defaultReporter();
     this.stop = opts.stop ?? { requested: false };
     this.rng = Rng.from(opts.config.seed, DROPOUT_STREAM);
   }
@@ -161,7 +204,7 @@ export class Trainer {
     const { stopStep } = this.plan;
     this.startedAt = Date.now();
     this.log.truncateAfter(this.opts.resume ? this.position.step : -1);
-    this.reporter.note(`training ${describeSpec(this.opts.model)}, ${countTrainableParams(this.model).toLocaleString('en-US')} parameters, on ${dataset.name}: ${this.plan.stepsPerEpoch} steps per epoch, ` +
+    this.reporter.note(`training ${zoo.describeSpec(this.spec)}${this.fineTuning()}, ${zoo.countTrainableParams(this.model).toLocaleString('en-US')} parameters, on ${dataset.name}: ${this.plan.stepsPerEpoch} steps per epoch, ` +
       `stopping at step ${stopStep} (${config.recipe} recipe, ${config.optimizer}, lr ${config.lr}, batch ${config.batchSize})` +
       (this.opts.resume ? `; resuming at step ${this.position.step}` : ''));
     if (this.position.step >= stopStep && this.lastEval?.step === this.position.step) {
@@ -176,7 +219,7 @@ export class Trainer {
       else if (!this.saved) await this.saveLast();
       const result = this.result(status);
       this.log.append({
-        type: 'summary', step: this.position.step, epoch: this.epochsDone(), status, params: countTrainableParams(this.model),
+        type: 'summary', step: this.position.step, epoch: this.epochsDone(), status, params: zoo.countTrainableParams(this.model),
         trainSeconds: result.trainSeconds, peakRssBytes: result.peakRssBytes, backend: this.opts.backend ?? tf.getBackend(),
         lastEval: this.lastEval, best: this.best,
       });
@@ -247,7 +290,7 @@ export class Trainer {
   private cropOption(): { crop?: [number, number] } {
     const { config, dataset } = this.opts;
     if (dataset.task !== 'segmentation' || !config.augment) return {};
-    const [h, w] = this.opts.model.inputShape;
+    const [h, w] = this.spec.inputShape;
     const [ih, iw] = dataset.imageShape;
     return h === ih && w === iw ? {} : { crop: [h, w] };
   }
@@ -275,13 +318,16 @@ export class Trainer {
     const params = this.optimizer.params;
     const { images, labels } = batchToTensors(batch);
     let logits: tf.Tensor | undefined;
+    // A frozen backbone runs outside the gradient tape, in inference mode: its BatchNorm statistics stay as loaded.
+    const features = this.backbone && tf.tidy(() => this.backbone!.features.apply(images, { training: false }) as tf.Tensor);
     const { value, grads } = withSeededMathRandom(this.rng, () =>
       tf.variableGrads(() => {
-        const out = this.model.apply(images, { training: true }) as tf.Tensor;
+        const out = (features ? this.backbone!.head.apply(features, { training: true }) : this.model.apply(images, { training: true })) as tf.Tensor;
         logits = tf.keep(out);
         return this.lossOf(out, labels);
       }, params.map((p) => p.variable)),
     );
+    features?.dispose();
     const ordered = params.map((p) => grads[p.variable.name] ?? tf.zerosLike(p.variable));
     const counts = this.accuracyCounts(logits!, labels);
     // A NaN can hide from the loss (ReLU maps it to 0) and still poison the gradients: check both.
@@ -296,6 +342,13 @@ export class Trainer {
       tf.dispose(Object.values(grads));
     }
     return { loss, correct, counted };
+  }
+
+  private fineTuning(): string {
+    const { freezeBackbone, backboneLrMult } = this.opts.config;
+    if (!this.initialWeights) return '';
+    const how = freezeBackbone ? ', backbone frozen' : backboneLrMult !== 1 ? `, backbone lr x${backboneLrMult}` : '';
+    return ` fine-tuned from ${this.initialWeights.source}${this.initialWeights.headLoaded ? '' : ' with a fresh head'}${how}`;
   }
 
   private keptCheckpoint(): string {
@@ -364,7 +417,7 @@ export class Trainer {
   private state(): CheckpointState {
     return {
       format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, savedAt: new Date().toISOString(),
-      model: this.opts.model, data: this.opts.data, config: this.opts.config,
+      model: this.spec, ...(this.initialWeights ? { initialWeights: this.initialWeights } : {}), data: this.opts.data, config: this.opts.config,
       stepsPerEpoch: this.plan.stepsPerEpoch, totalSteps: this.plan.totalSteps,
       position: { ...this.position }, rng: this.rng.getState(),
       ...(this.best ? { best: this.best } : {}), ...(this.lastEval ? { lastEval: this.lastEval } : {}),
@@ -403,7 +456,7 @@ export class Trainer {
   dispose(): void {
     this.evalModels.dispose();
     this.optimizer.dispose();
-    this.model.dispose();
+    if (this.ownsModel) this.model.dispose();
   }
 }
 

@@ -25,6 +25,12 @@ export function setDisplay(display: DisplaySink | undefined): void {
   plotlyShown = false;
 }
 
+/** The parts of the tslab module this file uses. */
+interface TslabModule {
+  display?: DisplaySink;
+  newDisplay?: () => DisplaySink;
+}
+
 /**
  * tslab's display, from the tslab that runs this kernel. Inside the kernel
  * `require.main` is tslab's own launcher, so resolving 'tslab' from there
@@ -36,13 +42,42 @@ function tslabDisplay(): DisplaySink {
   const bases = [require.main?.filename, __filename].filter((f): f is string => typeof f === 'string');
   for (const base of bases) {
     try {
-      const tslab = Module.createRequire(base)('tslab') as { display?: DisplaySink };
+      const tslab = Module.createRequire(base)('tslab') as TslabModule;
       if (tslab.display) return tslab.display;
     } catch (e) {
       attempts.push(`${base}: ${(e as Error).message.split('\n')[0]}`);
     }
   }
   throw new Error(`${NOT_IN_KERNEL}. Could not load tslab: ${attempts.join('; ')}`);
+}
+
+/**
+ * The tslab running this process as a kernel, or undefined. Outside a kernel
+ * tslab may still load (it is a devDependency) but has no notebook to draw in,
+ * so the test is that require.main, the launcher, lies inside tslab's package.
+ */
+function kernelTslab(): TslabModule | undefined {
+  const launcher = require.main?.filename;
+  if (!launcher) return undefined;
+  try {
+    const requireFromLauncher = Module.createRequire(launcher);
+    const tslabRoot = path.dirname(requireFromLauncher.resolve('tslab/package.json'));
+    return launcher.startsWith(tslabRoot + path.sep) ? (requireFromLauncher('tslab') as TslabModule) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether this code runs inside a tslab Jupyter kernel; never throws. */
+export function inTslabKernel(): boolean {
+  return kernelTslab() !== undefined;
+}
+
+/** A new output entry in the notebook whose every html()/png() call replaces the previous one in place. */
+export function newTslabDisplay(): DisplaySink {
+  const tslab = kernelTslab();
+  if (!tslab?.newDisplay) throw new Error('newTslabDisplay: not inside a tslab kernel, so there is no notebook to draw in');
+  return tslab.newDisplay();
 }
 
 const NOT_IN_KERNEL =

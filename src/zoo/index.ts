@@ -1,30 +1,24 @@
-// The public zoo: list the models, create one from its record, load one with weights.
+// The public zoo: list the models, look one up, create one from its record, load one with weights.
+// Every model, whoever builds it (trainer, eval, predict, planner, benches), comes from create().
 import * as path from 'path';
 import * as tf from '../tf';
 import { loadTfjsWeights } from '../weights/tfjs-weights';
 import { loadTorchvisionSafetensors } from '../weights/torchvision';
-import { buildDenseNet, DenseNetArch } from '../models/densenet';
-import { buildFCDenseNet, FCDenseNetArch } from '../models/fc-densenet';
-import { InputShape } from '../models/common';
+import { buildArchitecture } from '../models/build';
+import type { InputShape } from '../models/common';
+import { ModelForShape } from '../inference/model-for-shape';
+import { Rng } from '../random/prng';
+import { withSeededMathRandom } from '../random/seeded-math-random';
 import { WeightsSource, ZOO, ZooEntry } from './records';
+import { ModelOptions, ModelSpec, resolveModel, ResolvedModel } from './resolve';
 import { readManifest, verifyWeights } from './shipped-weights';
+import { asZooModel, ModelCard, WeightsProvenance, ZooModel } from './zoo-model';
 import { PACKAGE_ROOT } from '../package-root';
+import IMAGENET_CLASSES from './imagenet-classes.json';
 
 export * from './records';
-
-export interface CreateOptions {
-  /** [height, width, channels]; channels default to `inChannels` or the record's. */
-  inputShape?: InputShape | [number, number];
-  numClasses?: number;
-  inChannels?: number;
-  dropRate?: number;
-  /** DenseNet transition compression theta. */
-  compression?: number;
-  /** DenseNet: use the 1x1 bottleneck (4k) in every dense layer. */
-  bottleneck?: boolean;
-  /** Recompute concatenations and BN outputs in the backward pass instead of storing them. */
-  memoryEfficient?: boolean;
-}
+export { ModelOptions, ModelSpec, ResolvedModel, describeSpec } from './resolve';
+export { ZooModel, ModelCard, WeightsProvenance, isZooModel } from './zoo-model';
 
 export function list(): string[] {
   return ZOO.map((e) => e.name);
@@ -42,57 +36,65 @@ function shippedWeights(name: string): WeightsSource[] {
 }
 
 /** The record of `name`, its weights including the ones the project ships. */
-export function entry(name: string): ZooEntry {
+export function info(name: string): ZooEntry {
   const found = ZOO.find((e) => e.name === name);
   if (!found) throw new Error(`unknown model '${name}'; the zoo has: ${list().join(', ')}`);
   const own = shippedWeights(name);
   return own.length ? { ...found, weights: [...found.weights, ...own] } : found;
 }
 
-/** The architecture of `name` with the options' overrides applied. */
-export function resolveArch(name: string, options: CreateOptions = {}): DenseNetArch | FCDenseNetArch {
-  const { arch } = entry(name);
-  if (arch.family === 'fc-densenet') {
-    if (options.compression !== undefined || options.bottleneck !== undefined) {
-      throw new Error(`${name}: 'compression' and 'bottleneck' apply to DenseNet models, not FC-DenseNet`);
-    }
-    return { ...arch, dropRate: options.dropRate ?? arch.dropRate };
-  }
-  if (options.compression !== undefined && !(options.compression > 0 && options.compression <= 1)) {
-    throw new Error(`${name}: compression must be in (0, 1], got ${options.compression}`);
-  }
+/** `name` with every option applied and checked: the architecture, build options and the spec that rebuilds it. */
+export function resolve(name: string, options: ModelOptions = {}): ResolvedModel {
+  return resolveModel(info(name), options);
+}
+
+/** The record's class names for a head of `count` classes (`class i` where the record has none). */
+function classNamesOf(e: ZooEntry, count: number): string[] {
+  const known = e.classNames === 'imagenet' ? (IMAGENET_CLASSES as string[]) : e.classNames;
+  if (count !== e.numClasses) return Array.from({ length: count }, (_, i) => `class ${i}`);
+  return Array.from({ length: count }, (_, i) => known[i] ?? `class ${i}`);
+}
+
+function freshCard(e: ZooEntry, spec: ModelSpec): ModelCard {
   return {
-    ...arch,
-    dropRate: options.dropRate ?? arch.dropRate,
-    compression: options.compression ?? arch.compression,
-    bottleneckFactor: options.bottleneck === undefined ? arch.bottleneckFactor : options.bottleneck ? 4 : 0,
+    spec, task: e.task, classNames: classNamesOf(e, spec.numClasses),
+    preprocessing: {
+      inputShape: spec.inputShape, mean: [...e.input.mean], std: [...e.input.std],
+      ...(e.task === 'classification' && e.input.resize ? { resize: e.input.resize } : {}),
+    },
   };
 }
 
-export function resolveInputShape(name: string, options: CreateOptions = {}): InputShape {
-  const e = entry(name);
-  const channels = options.inputShape?.[2] ?? options.inChannels ?? e.input.shape[2];
-  if (options.inChannels !== undefined && options.inputShape?.[2] !== undefined && options.inChannels !== options.inputShape[2]) {
-    throw new Error(`${name}: inChannels ${options.inChannels} contradicts inputShape channels ${options.inputShape[2]}`);
-  }
-  const [h, w] = options.inputShape ?? e.input.shape;
-  return [h, w, channels];
+function build(resolved: ResolvedModel, card: ModelCard): ZooModel {
+  const model = buildArchitecture(resolved.arch, resolved.build);
+  const { spec } = resolved;
+  return asZooModel(model, card, (inputShape) => create(spec.name, { ...spec, inputShape, memoryEfficient: false }));
+}
+
+/** The random stream of initial weights, apart from the data's and dropout's streams of the same seed. */
+const INIT_STREAM = 0x696e6974;
+
+export interface CreateOptions extends ModelOptions {
+  /** Initial weights drawn from this seed (the same seed, the same model); default Math.random. */
+  seed?: number;
 }
 
 /** Builds `name` with fresh weights. */
-export function create(name: string, options: CreateOptions = {}): tf.LayersModel {
-  const e = entry(name);
-  const arch = resolveArch(name, options);
-  const build = {
-    name,
-    inputShape: resolveInputShape(name, options),
-    numClasses: options.numClasses ?? e.numClasses,
-    memoryEfficient: options.memoryEfficient ?? false,
-  };
-  if (!Number.isInteger(build.numClasses) || build.numClasses < 1) {
-    throw new Error(`${name}: numClasses must be a positive integer, got ${options.numClasses}`);
-  }
-  return arch.family === 'densenet' ? buildDenseNet(arch, build) : buildFCDenseNet(arch, build);
+export function create(name: string, options: CreateOptions = {}): ZooModel {
+  const { seed, ...modelOptions } = options;
+  const resolved = resolve(name, modelOptions);
+  const card = freshCard(info(name), resolved.spec);
+  return seed === undefined ? build(resolved, card) : withSeededMathRandom(Rng.from(seed, INIT_STREAM), () => build(resolved, card));
+}
+
+/** Builds a model again from the spec another one carries (a checkpoint's, a card's), at `inputShape` if given. */
+export function fromSpec(spec: ModelSpec, inputShape?: InputShape): ZooModel {
+  return create(spec.name, inputShape ? { ...spec, inputShape } : spec);
+}
+
+/** Copies of `model` at other input sizes, with its weights (fully convolutional evaluation). */
+export function modelsBySize(model: ZooModel): ModelForShape {
+  return new ModelForShape(model, (inputShape) => fromSpec({ ...model.card.spec, memoryEfficient: false }, inputShape));
 }
 
 /** Number of trainable parameters of a model. */
@@ -103,20 +105,20 @@ export function countTrainableParams(model: tf.LayersModel): number {
 export interface LoadOptions extends CreateOptions {
   /**
    * A weight tag of the record (`imagenet`, or one the project ships), a `.safetensors` file or URL with
-   * torchvision/timm keys, or a tfjs `model.json` (file, folder or URL).
+   * torchvision/timm keys, or a tfjs `model.json` (file, folder or URL; a training checkpoint folder is one).
    */
   weights?: string;
 }
 
+const isUrl = (p: string) => /^https?:\/\//i.test(p);
+const known = (n: number) => (Number.isNaN(n) ? undefined : n);
+
 /** The record's weights source for a tag, or a source described by a path/URL. */
 export function resolveWeights(name: string, weights: string): WeightsSource {
-  const e = entry(name);
+  const e = info(name);
   const tagged = e.weights.find((w) => w.tag === weights);
-  if (tagged) {
-    const isUrl = /^https?:\/\//i.test(tagged.url);
-    return { ...tagged, url: isUrl ? tagged.url : path.join(PACKAGE_ROOT, tagged.url) };
-  }
-  const looksLikeFile = /\.safetensors$|\.json$|^https?:\/\//i.test(weights) || weights.includes('/') || weights.includes(path.sep);
+  if (tagged) return { ...tagged, url: isUrl(tagged.url) ? tagged.url : path.join(PACKAGE_ROOT, tagged.url) };
+  const looksLikeFile = /\.safetensors$|\.json$/i.test(weights) || isUrl(weights) || weights.includes('/') || weights.includes(path.sep);
   if (!looksLikeFile) {
     const tags = e.weights.map((w) => w.tag);
     throw new Error(`${name}: unknown weights '${weights}'; tags for this model: ${tags.length ? tags.join(', ') : 'none'}; ` +
@@ -126,32 +128,52 @@ export function resolveWeights(name: string, weights: string): WeightsSource {
   return { tag: weights, description: 'user weights', url: weights, format, numClasses: NaN, inChannels: NaN };
 }
 
-/** Builds `name` and loads weights into it (see LoadOptions). Without `weights`, the same as `create`. */
-export async function load(name: string, options: LoadOptions = {}): Promise<tf.LayersModel> {
-  const e = entry(name);
-  if (!options.weights) return create(name, options);
-  const source = resolveWeights(name, options.weights);
-  const known = (n: number) => (Number.isNaN(n) ? undefined : n);
-  const model = create(name, {
-    ...options,
-    numClasses: options.numClasses ?? known(source.numClasses),
-    inputShape: options.inputShape ?? source.inputShape,
-  });
-  if (source.sha256 && !/^https?:\/\//i.test(source.url)) verifyWeights(source);
-  const numClasses = options.numClasses ?? known(source.numClasses);
-  const weightOptions = {
-    skipClassifier: known(source.numClasses) !== undefined && numClasses !== source.numClasses ? true : ('auto' as const),
-    adaptInputChannels: true,
-    firstConv: e.firstConv,
-    classifier: e.classifier,
+/**
+ * Loads weights into a zoo model: every weight checked by name and shape; the classifier is left
+ * fresh when the weights have another class count (fine-tuning), and the first conv adapted to
+ * another channel count. The card then says how the weights expect images and name classes.
+ */
+export async function loadWeights(model: ZooModel, weights: string): Promise<WeightsProvenance> {
+  const { spec } = model.card;
+  const e = info(spec.name);
+  const source = resolveWeights(spec.name, weights);
+  if (source.sha256 && !isUrl(source.url)) verifyWeights(source);
+  const sourceClasses = known(source.numClasses);
+  const options = {
+    skipClassifier: sourceClasses !== undefined && sourceClasses !== spec.numClasses ? true : ('auto' as const),
+    adaptInputChannels: true, firstConv: e.firstConv, classifier: e.classifier,
   };
-  if (source.format === 'safetensors') {
-    if (e.arch.family !== 'densenet') {
-      throw new Error(`${name}: .safetensors import reads torchvision/timm DenseNet keys; FC-DenseNet weights come as a tfjs model.json`);
-    }
-    await loadTorchvisionSafetensors(model, source.url, weightOptions);
-  } else {
-    await loadTfjsWeights(model, source.url, weightOptions);
+  if (source.format === 'safetensors' && e.arch.family !== 'densenet') {
+    throw new Error(`${spec.name}: .safetensors import reads torchvision/timm DenseNet keys; FC-DenseNet weights come as a tfjs model.json`);
+  }
+  const report = source.format === 'safetensors'
+    ? await loadTorchvisionSafetensors(model, source.url, options)
+    : await loadTfjsWeights(model, source.url, options);
+  const headLoaded = report.skipped.length === 0;
+  const card = model.card;
+  if (headLoaded && source.classNames) card.classNames = [...source.classNames];
+  if (source.normalization) Object.assign(card.preprocessing, { mean: [...source.normalization.mean], std: [...source.normalization.std] });
+  // Weights trained at their own input size saw whole images, resized without a crop.
+  if (source.inputShape) delete card.preprocessing.resize;
+  card.weights = { source: weights, format: source.format, ...(source.sha256 ? { sha256: source.sha256 } : {}), headLoaded };
+  return card.weights;
+}
+
+/** Builds `name` and loads weights into it (see LoadOptions). Without `weights`, the same as `create`. */
+export async function load(name: string, options: LoadOptions = {}): Promise<ZooModel> {
+  const { weights, ...createOptions } = options;
+  if (!weights) return create(name, createOptions);
+  const source = resolveWeights(name, weights);
+  const model = create(name, {
+    ...createOptions,
+    numClasses: createOptions.numClasses ?? known(source.numClasses),
+    inputShape: createOptions.inputShape ?? source.inputShape,
+  });
+  try {
+    await loadWeights(model, weights);
+  } catch (err) {
+    model.dispose();
+    throw err;
   }
   return model;
 }

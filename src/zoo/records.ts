@@ -93,7 +93,7 @@ function imagenet(name: string, growthRate: number, blockLayers: number[], stemC
   return {
     name,
     task: 'classification',
-    arch: { family: 'densenet', growthRate, blockLayers, stemChannels, stem: 'imagenet', bottleneckFactor: 4, compression: 0.5, dropRate: 0 },
+    arch: { family: 'densenet', growthRate, blockLayers, stemChannels, stem: 'imagenet', stemNorm: true, bottleneckFactor: 4, compression: 0.5, dropRate: 0 },
     input: IMAGENET_INPUT,
     numClasses: 1000,
     classNames: 'imagenet',
@@ -112,14 +112,24 @@ function imagenet(name: string, growthRate: number, blockLayers: number[], stemC
   };
 }
 
+/** Layers of each of the three blocks of a CIFAR DenseNet of total depth L: (L-4)/6 with bottlenecks (BC), (L-4)/3 without. */
+export function cifarBlockLayers(name: string, depth: number, bc: boolean): number[] {
+  const perLayer = bc ? 6 : 3;
+  const layers = (depth - 4) / perLayer;
+  if (!Number.isInteger(layers) || layers < 1) {
+    throw new Error(`${name}: depth ${depth} does not give whole blocks; ${bc ? 'DenseNet-BC' : 'DenseNet'} depth is ` +
+      `${perLayer} x (layers per block) + 4, e.g. ${perLayer + 4}, ${2 * perLayer + 4}, ${3 * perLayer + 4}`);
+  }
+  return [layers, layers, layers];
+}
+
 function cifar(name: string, depth: number, growthRate: number, bc: boolean, params: number, results: Record<string, number>): ZooEntry {
-  const layersPerBlock = bc ? (depth - 4) / 6 : (depth - 4) / 3;
   return {
     name,
     task: 'classification',
     arch: {
-      family: 'densenet', growthRate, blockLayers: [layersPerBlock, layersPerBlock, layersPerBlock],
-      stemChannels: bc ? 2 * growthRate : 16, stem: 'cifar', bottleneckFactor: bc ? 4 : 0, compression: bc ? 0.5 : 1, dropRate: 0,
+      family: 'densenet', growthRate, blockLayers: cifarBlockLayers(name, depth, bc),
+      stemChannels: bc ? 2 * growthRate : 16, stem: 'cifar', stemNorm: false, bottleneckFactor: bc ? 4 : 0, compression: bc ? 0.5 : 1, dropRate: 0,
     },
     input: CIFAR_INPUT,
     numClasses: 10,

@@ -3,7 +3,7 @@
 // every backend. Replacing Math.random with a seeded stream for the duration of one
 // synchronous training step makes the masks a function of the stream's state, which the
 // checkpoint stores, so a resumed run draws the same masks.
-import type { Rng } from '../data/prng';
+import type { Rng } from './prng';
 
 /** Runs `fn` (synchronously) with Math.random drawing from `rng`; restores Math.random afterwards. */
 export function withSeededMathRandom<T>(rng: Rng, fn: () => T): T {
