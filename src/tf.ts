@@ -32,7 +32,7 @@ type Method = (this: core.Tensor, ...args: never[]) => unknown;
 const SAME_NAME_OPS = (
   'abs acos acosh add all any argMax argMin asin asinh atan atan2 atanh avgPool batchNorm batchToSpaceND broadcastTo ' +
   'cast ceil clipByValue conv1d conv2d conv2dTranspose cos cosh cumprod cumsum depthToSpace depthwiseConv2d dilation2d ' +
-  'div divNoNan dot elu equal erf euclideanNorm exp expandDims expm1 fft floor gather greater greaterEqual ifft irfft ' +
+  'div divNoNan dot elu equal erf euclideanNorm exp expandDims expm1 fft floor floorDiv gather greater greaterEqual ifft irfft ' +
   'isFinite isInf isNaN leakyRelu less lessEqual localResponseNormalization log log1p logSigmoid logSoftmax logSumExp ' +
   'logicalAnd logicalNot logicalOr logicalXor matMul max maxPool maximum mean min minimum mirrorPad mod mul neg norm ' +
   'notEqual oneHot onesLike pad pool pow prelu prod reciprocal relu relu6 reshape reverse rfft round rsqrt selu ' +

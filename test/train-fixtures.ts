@@ -11,7 +11,8 @@ import type { Dataset } from '../src/data/dataset';
 import { modelOptionsForDataset } from '../src/train/data-spec';
 
 export const ROOT = resolve(__dirname, '../..');
-export const CLI = join(ROOT, 'dist/src/cli/main.js');
+/** The CLI built beside these tests. */
+export const CLI = join(__dirname, '../src/cli/main.js');
 
 /** DenseNet-BC with one bottleneck layer per block and growth 4: a second per step on the CPU. */
 export const TINY_MODEL = 'densenet-bc-100-k12';

@@ -8,19 +8,10 @@ import { depthSweep } from '../measure/depth-sweep';
 import { kernelTable, profileKernels } from '../measure/kernel-profile';
 import { formatPlan, parseBytes, planMemory } from '../measure/planner';
 import { lineChart, saveHtml } from '../viz';
-import { initBackend, parseInputShape, parsePositiveInt } from './zoo-commands';
+import { initBackend } from './zoo-commands';
+import { addArchitectureFlags, architectureOptions, ArchitectureFlags, parseInputShape, parseList, parsePositiveInt } from './model-flags';
 
 const MB = 1e6;
-
-function parseList(flag: string) {
-  return (text: string): number[] => {
-    const values = text.split(',').map((v) => Number(v.trim()));
-    if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 1)) {
-      throw new Error(`${flag} '${text}': expected a comma-separated list of positive integers`);
-    }
-    return values;
-  };
-}
 
 function isMeasured(m: ModeMeasurement | { error: string }): m is ModeMeasurement {
   return 'peakBytes' in m;
@@ -44,22 +35,22 @@ export function memoryTable(results: MemoryBenchResult[]): string {
 export function registerBenchCommands(program: Command): void {
   const bench = program.command('bench').description('memory and speed benchmarks (print numbers; no pass/fail)');
 
-  bench
+  addArchitectureFlags(bench
     .command('memory <name>')
     .description('one training step naive and memory-efficient: peak tensor bytes, bytes per image, ms per step')
     .requiredOption('--batch <n>', 'batch size', parsePositiveInt('--batch'))
     .option('--input <HxWxC>', 'input size', parseInputShape)
     .option('--classes <n>', 'number of classes', parsePositiveInt('--classes'))
     .option('--steps <n>', 'timed steps after the profiled one', parsePositiveInt('--steps'), 1)
-    .option('--json', 'machine-readable output')
-    .action(async (name: string, opts: { batch: number; input?: [number, number, number]; classes?: number; steps: number; json?: boolean }) => {
+    .option('--json', 'machine-readable output'))
+    .action(async (name: string, opts: ArchitectureFlags & { batch: number; input?: [number, number, number]; classes?: number; steps: number; json?: boolean }) => {
       zoo.info(name);
       await initBackend(program);
-      const r = await benchMemory(name, { batch: opts.batch, inputShape: opts.input, numClasses: opts.classes, steps: opts.steps });
+      const r = await benchMemory(name, { ...architectureOptions(opts), batch: opts.batch, inputShape: opts.input, numClasses: opts.classes, steps: opts.steps });
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : memoryTable([r])) + '\n');
     });
 
-  bench
+  addArchitectureFlags(bench
     .command('speed <name>')
     .description('training and inference images per second')
     .requiredOption('--batch <n>', 'batch size', parsePositiveInt('--batch'))
@@ -67,29 +58,29 @@ export function registerBenchCommands(program: Command): void {
     .option('--input <HxWxC>', 'input size', parseInputShape)
     .option('--efficient', 'memory-efficient mode')
     .option('--no-train', 'measure inference only')
-    .option('--json', 'machine-readable output')
-    .action(async (name: string, opts: { batch: number; steps: number; input?: [number, number, number]; efficient?: boolean; train: boolean; json?: boolean }) => {
+    .option('--json', 'machine-readable output'))
+    .action(async (name: string, opts: ArchitectureFlags & { batch: number; steps: number; input?: [number, number, number]; efficient?: boolean; train: boolean; json?: boolean }) => {
       zoo.info(name);
       await initBackend(program);
-      const r = await benchSpeed(name, { batch: opts.batch, steps: opts.steps, inputShape: opts.input, memoryEfficient: !!opts.efficient, train: opts.train });
+      const r = await benchSpeed(name, { ...architectureOptions(opts), batch: opts.batch, steps: opts.steps, inputShape: opts.input, memoryEfficient: !!opts.efficient, train: opts.train });
       const train = r.trainImagesPerSec === undefined ? '' : `train ${r.trainImagesPerSec.toFixed(2)} images/s, `;
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2)
         : `${r.model} batch ${r.batch} ${r.input.join('x')} on ${r.backend}${r.memoryEfficient ? ' (efficient)' : ''}: ` +
           `${train}inference ${r.inferenceImagesPerSec.toFixed(2)} images/s (${r.inferenceMsPerBatch.toFixed(0)} ms per batch)`) + '\n');
     });
 
-  bench
+  addArchitectureFlags(bench
     .command('kernels <name>')
     .description('per-kernel time of a training step (tf.profile), naive against memory-efficient')
     .requiredOption('--batch <n>', 'batch size', parsePositiveInt('--batch'))
     .option('--input <HxWxC>', 'input size', parseInputShape)
     .option('--steps <n>', 'profiled steps to average', parsePositiveInt('--steps'), 2)
     .option('--top <n>', 'kernels listed (the rest are summed)', parsePositiveInt('--top'), 15)
-    .option('--json', 'machine-readable output')
-    .action(async (name: string, opts: { batch: number; input?: [number, number, number]; steps: number; top: number; json?: boolean }) => {
+    .option('--json', 'machine-readable output'))
+    .action(async (name: string, opts: ArchitectureFlags & { batch: number; input?: [number, number, number]; steps: number; top: number; json?: boolean }) => {
       zoo.info(name);
       await initBackend(program);
-      const r = await profileKernels(name, { batch: opts.batch, inputShape: opts.input, steps: opts.steps });
+      const r = await profileKernels(name, { ...architectureOptions(opts), batch: opts.batch, inputShape: opts.input, steps: opts.steps });
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : kernelTable(r, opts.top)) + '\n');
     });
 
@@ -126,19 +117,19 @@ export function registerBenchCommands(program: Command): void {
 }
 
 export function registerPlanCommand(program: Command): void {
-  program
+  addArchitectureFlags(program
     .command('plan <name>')
     .description('predict peak training memory (naive and efficient) from the architecture, and the largest batch that fits')
     .option('--input <HxWxC>', 'input size', parseInputShape)
     .option('--classes <n>', 'number of classes', parsePositiveInt('--classes'))
     .option('--batch <n>', 'batch size to predict the peak for', parsePositiveInt('--batch'), 64)
     .option('--budget <size>', 'memory budget, e.g. 8GB, 512MB, 2GiB', '8GB')
-    .option('--json', 'machine-readable output')
-    .action(async (name: string, opts: { input?: [number, number, number]; classes?: number; batch: number; budget: string; json?: boolean }) => {
+    .option('--json', 'machine-readable output'))
+    .action(async (name: string, opts: ArchitectureFlags & { input?: [number, number, number]; classes?: number; batch: number; budget: string; json?: boolean }) => {
       zoo.info(name);
       const budgetBytes = parseBytes(opts.budget);
       await initBackend(program);
-      const p = await planMemory(name, { batch: opts.batch, budgetBytes, inputShape: opts.input, numClasses: opts.classes });
+      const p = await planMemory(name, { ...architectureOptions(opts), batch: opts.batch, budgetBytes, inputShape: opts.input, numClasses: opts.classes });
       process.stdout.write((opts.json ? JSON.stringify(p, null, 2) : formatPlan(p)) + '\n');
     });
 }

@@ -17,25 +17,15 @@ import { SCHEDULE_NAMES } from '../train/schedules';
 import { defaultReporter, formatDuration, formatMetrics } from '../train/progress';
 import { writeRunReport } from '../train/report';
 import { LAST, StopSignal, train } from '../train/trainer';
-import { initBackend, parsePositiveInt } from './zoo-commands';
+import { initBackend } from './zoo-commands';
+import {
+  addArchitectureFlags, architectureOptions, ArchitectureFlags, parseFraction, parseInteger, parseNonNegative, parsePositive, parsePositiveInt,
+} from './model-flags';
 
 /** Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
 export const INTERRUPTED_EXIT_CODE = 130;
 
-function parseNumber(flag: string, check: (x: number) => boolean, expected: string) {
-  return (text: string): number => {
-    const n = Number(text);
-    if (text.trim() === '' || !Number.isFinite(n) || !check(n)) throw new Error(`${flag} '${text}': expected ${expected}`);
-    return n;
-  };
-}
-
-const positive = (flag: string) => parseNumber(flag, (x) => x > 0, 'a positive number');
-const nonNegative = (flag: string) => parseNumber(flag, (x) => x >= 0, 'a number >= 0');
-const fraction = (flag: string) => parseNumber(flag, (x) => x >= 0 && x < 1, 'a number in [0, 1)');
-const integer = (flag: string) => parseNumber(flag, (x) => Number.isSafeInteger(x), 'an integer');
-
-interface TrainFlags {
+interface TrainFlags extends ArchitectureFlags {
   dataset: string;
   data?: string;
   recipe?: string;
@@ -50,9 +40,6 @@ interface TrainFlags {
   nesterov?: boolean;
   augment?: boolean;
   crop?: number;
-  dropRate?: number;
-  depth?: number;
-  growth?: number;
   efficient?: boolean;
   weights?: string;
   classes?: number;
@@ -103,6 +90,7 @@ function fixedOnResume(state: LoadedCheckpoint['state']): Array<[keyof TrainFlag
   return [
     ['recipe', '--recipe', state.config.recipe], ['batch', '--batch', state.config.batchSize], ['seed', '--seed', state.config.seed],
     ['depth', '--depth', state.model.depth], ['growth', '--growth', state.model.growthRate], ['dropRate', '--drop-rate', state.model.dropRate],
+    ['blockLayers', '--block-layers', state.model.blockLayers], ['stemChannels', '--stem-channels', state.model.stemChannels], ['stemNorm', '--stem-norm', state.model.stemNorm],
     ['weights', '--weights', state.initialWeights?.source], ['freezeBackbone', '--freeze-backbone', state.config.freezeBackbone],
     ['crop', '--crop', state.config.crop], ['optimizer', '--optimizer', state.config.optimizer], ['evalSplit', '--eval-split', state.data.evalSplit],
     ['mosaicSize', '--mosaic-size', mosaic.size], ['mosaicTrain', '--mosaic-train', mosaic.trainCount], ['mosaicTest', '--mosaic-test', mosaic.testCount],
@@ -122,7 +110,7 @@ function prepareResume(name: string, out: string, f: Partial<TrainFlags>, all: T
   const { state } = resume;
   if (state.model.name !== name) throw new Error(`${resume.dir} holds a ${state.model.name} run; cannot resume it as ${name}`);
   if (state.data.dataset !== all.dataset) throw new Error(`${resume.dir} was trained on ${state.data.dataset}; cannot resume it on ${all.dataset}`);
-  const changed = fixedOnResume(state).filter(([k, , saved]) => f[k] !== undefined && f[k] !== saved);
+  const changed = fixedOnResume(state).filter(([k, , saved]) => f[k] !== undefined && JSON.stringify(f[k]) !== JSON.stringify(saved));
   if (changed.length) {
     throw new Error(`--resume continues the run in ${resume.dir} as it was set up; ` +
       changed.map(([k, flag, saved]) => `${flag} ${f[k]} differs from the run's ${saved ?? '(default)'}`).join(', ') +
@@ -171,7 +159,7 @@ async function prepareFresh(name: string, out: string, f: Partial<TrainFlags>, a
     throw new Error(`--classes ${all.classes}: dataset ${dataset.name} has ${fitted.numClasses} classes; the new head takes the dataset's`);
   }
   const options: ModelOptions = {
-    ...fitted, dropRate: all.dropRate, memoryEfficient: all.efficient ?? false, depth: all.depth, growthRate: all.growth,
+    ...architectureOptions(all), ...fitted, memoryEfficient: all.efficient ?? false,
   };
   const data = dataSpecFor(dataset, { dir: all.data, mosaic: mosaic as Record<string, unknown>, evalSplit: all.evalSplit });
   if (!all.weights) return { model: zoo.resolve(name, options).spec, dataset, config, data };
@@ -201,32 +189,29 @@ function installStopHandler(stop: StopSignal, note: (text: string) => void): () 
 }
 
 function registerTrain(program: Command): void {
-  program
+  addArchitectureFlags(program
     .command('train <name>')
     .description('train a zoo model on a dataset with one of the papers\' recipes (every flag overrides the recipe)')
     .addOption(new Option('--dataset <name>', 'dataset').choices(DATASET_NAMES as unknown as string[]).makeOptionMandatory())
     .option('--data <dir>', 'dataset folder (fashion-mnist default: /usr/share/datasets/fashion-mnist)')
     .addOption(new Option('--recipe <name>', 'training recipe (default: densenet-cifar, densenet-imagenet or tiramisu by model)').choices(RECIPE_NAMES as unknown as string[]))
-    .option('--epochs <n>', 'planned epochs; the schedule spans them (fractions allowed, e.g. 0.25)', positive('--epochs'))
+    .option('--epochs <n>', 'planned epochs; the schedule spans them (fractions allowed, e.g. 0.25)', parsePositive('--epochs'))
     .option('--max-steps <n>', 'stop when the global step reaches n (the schedule still spans --epochs)', parsePositiveInt('--max-steps'))
     .option('--batch <n>', 'batch size', parsePositiveInt('--batch'))
-    .option('--lr <x>', 'initial learning rate', positive('--lr'))
+    .option('--lr <x>', 'initial learning rate', parsePositive('--lr'))
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(OPTIMIZER_NAMES as unknown as string[]))
     .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(SCHEDULE_NAMES as unknown as string[]))
-    .option('--weight-decay <x>', 'L2 weight decay added to the gradients', nonNegative('--weight-decay'))
-    .option('--momentum <x>', 'SGD momentum', fraction('--momentum'))
+    .option('--weight-decay <x>', 'L2 weight decay added to the gradients', parseNonNegative('--weight-decay'))
+    .option('--momentum <x>', 'SGD momentum', parseFraction('--momentum'))
     .option('--no-nesterov', 'plain momentum instead of Nesterov')
     .option('--no-augment', 'no random crop/flip')
     .option('--crop <n>', 'segmentation: random training crop side (tiramisu: 224)', parsePositiveInt('--crop'))
-    .option('--drop-rate <x>', 'dropout rate of the model', fraction('--drop-rate'))
-    .option('--depth <L>', 'CIFAR DenseNets: a shallower/deeper variant of depth L (BC: 6n+4, e.g. 40)', parsePositiveInt('--depth'))
-    .option('--growth <k>', 'growth rate k of the variant', parsePositiveInt('--growth'))
     .option('--efficient', 'memory-efficient dense blocks (recompute in the backward pass)')
     .option('--weights <w>', 'fine-tune: start from these weights (a tag such as imagenet, a .safetensors file, a tfjs model.json or a checkpoint folder); a head for other classes starts fresh')
     .option('--classes <n>', 'fine-tune: classes of the new head (must be the dataset\'s; checked)', parsePositiveInt('--classes'))
     .option('--freeze-backbone', 'fine-tune: train the classifier only; the backbone runs in inference mode')
-    .option('--backbone-lr-mult <x>', 'fine-tune: the backbone\'s learning rate as a multiple of the head\'s (e.g. 0.1)', nonNegative('--backbone-lr-mult'))
-    .option('--seed <n>', 'seed of data order, augmentation and dropout', integer('--seed'))
+    .option('--backbone-lr-mult <x>', 'fine-tune: the backbone\'s learning rate as a multiple of the head\'s (e.g. 0.1)', parseNonNegative('--backbone-lr-mult'))
+    .option('--seed <n>', 'seed of data order, augmentation and dropout', parseInteger('--seed'))
     .option('--log-every <n>', 'progress line and metrics.jsonl entry every n steps', parsePositiveInt('--log-every'))
     .option('--eval-limit <n>', 'evaluate on the first n images only (quick runs)', parsePositiveInt('--eval-limit'))
     .option('--eval-every <n>', 'also evaluate every n steps (besides every epoch and the end)', parsePositiveInt('--eval-every'))
@@ -236,7 +221,7 @@ function registerTrain(program: Command): void {
     .option('--mosaic-train <n>', 'fashion-mosaics training images (default 10000)', parsePositiveInt('--mosaic-train'))
     .option('--mosaic-test <n>', 'fashion-mosaics test images (default 2000)', parsePositiveInt('--mosaic-test'))
     .option('--out <dir>', 'run folder for last/, best/ and metrics.jsonl (default runs/<name>-<dataset>)')
-    .option('--resume', 'continue the run in --out from its last checkpoint')
+    .option('--resume', 'continue the run in --out from its last checkpoint'))
     .action(async (name: string, flags: TrainFlags, cmd: Command) => {
       zoo.info(name);
       const out = flags.out ?? path.join('runs', `${name}-${flags.dataset}`);

@@ -9,24 +9,8 @@ import { decodeImageFile } from '../data/image-file';
 import { writeSegmentationOverlay } from '../inference/predict';
 import { isCheckpointDir, loadCheckpointModel } from '../train/checkpoint';
 import { saveLayersModelToFile } from '../weights/file-io';
+import { addArchitectureFlags, architectureOptions, ArchitectureFlags, parseInputShape, parsePositiveInt } from './model-flags';
 import { loadTorchvisionSafetensors } from '../weights/torchvision';
-
-/** Parses `HxWxC` or `HxW`. */
-export function parseInputShape(text: string): [number, number, number] | [number, number] {
-  const parts = text.toLowerCase().split('x').map((p) => Number(p));
-  if ((parts.length !== 2 && parts.length !== 3) || parts.some((p) => !Number.isInteger(p) || p < 1)) {
-    throw new Error(`--input '${text}': expected HxWxC or HxW with positive integers, e.g. 224x224x3`);
-  }
-  return parts as [number, number, number] | [number, number];
-}
-
-export function parsePositiveInt(flag: string) {
-  return (text: string): number => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} '${text}': expected a positive integer`);
-    return n;
-  };
-}
 
 export async function initBackend(program: Command): Promise<backend.BackendChoice> {
   return backend.init(program.opts().backend);
@@ -64,16 +48,16 @@ export function registerZooCommands(program: Command): void {
         .join('\n'));
     });
 
-  program
+  addArchitectureFlags(program
     .command('summary <name>')
     .description('channels, layers, resolution, parameters and FLOPs per block and transition')
     .option('--input <HxWxC>', 'input size', parseInputShape)
     .option('--classes <n>', 'number of classes', parsePositiveInt('--classes'))
-    .option('--json', 'machine-readable output')
-    .action(async (name: string, opts: { input?: [number, number, number]; classes?: number; json?: boolean }) => {
+    .option('--json', 'machine-readable output'))
+    .action(async (name: string, opts: ArchitectureFlags & { input?: [number, number, number]; classes?: number; json?: boolean }) => {
       zoo.info(name);
       await initBackend(program);
-      const model = zoo.create(name, { inputShape: opts.input, numClasses: opts.classes });
+      const model = zoo.create(name, { ...architectureOptions(opts), inputShape: opts.input, numClasses: opts.classes });
       const s = summarize(model);
       model.dispose();
       print(!!opts.json, s, () => formatSummary(s));

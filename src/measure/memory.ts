@@ -29,10 +29,9 @@ export interface MemoryBenchResult {
   timeRatio?: number;
 }
 
-export interface BenchOptions {
+/** The model's options (the zoo's, so the bench measures the model create() builds) plus the batch. */
+export interface BenchOptions extends Omit<zoo.ModelOptions, 'memoryEfficient'> {
   batch: number;
-  inputShape?: [number, number, number];
-  numClasses?: number;
   /** Timed steps after the profiled one. */
   steps?: number;
 }
@@ -121,7 +120,7 @@ export interface SpeedBenchResult {
 
 export async function benchSpeed(name: string, options: BenchOptions & { memoryEfficient?: boolean; train?: boolean }): Promise<SpeedBenchResult> {
   const memoryEfficient = options.memoryEfficient ?? false;
-  const model = zoo.create(name, { inputShape: options.inputShape, numClasses: options.numClasses, memoryEfficient });
+  const model = zooFactory(name, options)(memoryEfficient);
   const harness = trainingHarness(model, options.batch);
   const steps = options.steps ?? 3;
   try {

@@ -7,6 +7,7 @@
 import * as tf from '../tf';
 import { ModelFactory, measureMode, zooFactory } from './memory';
 import { DRY_RUN, registerDryRunBackend } from './dry-run-backend';
+import type { ModelOptions } from '../zoo';
 
 export interface ModePlan {
   /** Weights, gradients and optimizer slots: what does not grow with the batch. */
@@ -27,11 +28,9 @@ export interface MemoryPlan {
   efficient: ModePlan;
 }
 
-export interface PlanOptions {
+export interface PlanOptions extends Omit<ModelOptions, 'memoryEfficient'> {
   batch: number;
   budgetBytes: number;
-  inputShape?: [number, number, number];
-  numClasses?: number;
 }
 
 /** Parses `8GB`, `512MB`, `2GiB`, `1e9`. */
