@@ -112,7 +112,7 @@ export const RECIPES: Recipe[] = [
     ],
     caveats: [
       'The recipe\'s 1000 epochs are a ceiling: the paper trains until the validation score stops improving. Stop the run (Ctrl-C finishes the step and writes a checkpoint) once best/ has not improved for a long while; --resume continues it.',
-      'The paper\'s second stage, fine-tuning on full 360x480 images at lr 1e-4, cannot be run with the CLI: `train` has no option to start a new run from trained weights (--resume refuses a changed --crop), and training does not pad 360 to a multiple of 32 as FC-DenseNet\'s five poolings need (evaluation does: 384x480). The memory rows for 384x480 show what that stage would need.',
+      'The paper\'s second stage, fine-tuning on full 360x480 images at lr 1e-4, starts a new run from the first stage\'s best weights (`train --weights runs/fc-densenet103-camvid/best --lr 1e-4`), but training does not yet pad 360 to a multiple of 32 as FC-DenseNet\'s five poolings need (evaluation does: 384x480), so it cannot train on whole frames. The memory rows for 384x480 show what that stage would need.',
     ],
   },
 ];

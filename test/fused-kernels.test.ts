@@ -7,11 +7,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
-import { registerTorchCpuCandidate, torchCpuInfo } from '../src/backend/torch-cpu';
+import { registerTorchCpuBackend, torchCpuInfo } from '../src/backend/torch-cpu';
 import { BN_RELU, BN_RELU_GRAD, pieceInputs } from '../src/core/fused-kernels';
 import { sameValues } from './helpers';
 
-registerTorchCpuCandidate();
+registerTorchCpuBackend();
 const BACKENDS = ['cpu', ...(torchCpuInfo().available ? ['torch-cpu'] : [])];
 const LEAD: [number, number, number] = [3, 5, 4];
 

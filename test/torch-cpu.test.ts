@@ -9,14 +9,14 @@ import * as path from 'node:path';
 import * as tf from '../src/tf';
 import { init, listCandidates } from '../src/backend';
 import {
-  ADDON_PATH, TORCH_CPU, nativeCallCounts, registerTorchCpuCandidate, threadsFromEnv, torchCpuInfo,
+  ADDON_PATH, TORCH_CPU, nativeCallCounts, registerTorchCpuBackend, threadsFromEnv, torchCpuInfo,
 } from '../src/backend/torch-cpu';
 import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD } from '../src/core/fused-kernels';
 import { maxRelativeErrorOf } from './helpers';
 import * as zoo from '../src/zoo';
 import { trainingHarness } from '../src/measure/training-step';
 
-registerTorchCpuCandidate();
+registerTorchCpuBackend();
 const info = torchCpuInfo();
 const skip = info.available ? false : `torch-cpu unavailable: ${info.reason}; to build it: node scripts/build-native.js`;
 const TOLERANCE = 1e-4;
@@ -98,7 +98,7 @@ test('without the addon, selection falls through to wasm and forcing torch-cpu s
   const script = `
     const b = require(${JSON.stringify(path.join(root, 'dist/src/backend'))});
     const tc = require(${JSON.stringify(path.join(root, 'dist/src/backend/torch-cpu'))});
-    tc.registerTorchCpuCandidate();
+    tc.registerTorchCpuBackend();
     const out = { available: tc.torchCpuInfo().available, chosen: b.choose(undefined, { env: {} }).name };
     try { b.choose('torch-cpu', { env: {} }); } catch (e) { out.error = e.message; }
     console.log(JSON.stringify(out));`;

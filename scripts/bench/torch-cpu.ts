@@ -17,7 +17,7 @@
 import { spawnSync } from 'child_process';
 import * as tf from '../../src/tf';
 import { init } from '../../src/backend';
-import { registerTorchCpuCandidate, setTorchCpuThreads, torchCpuInfo } from '../../src/backend/torch-cpu';
+import { registerTorchCpuBackend, setTorchCpuThreads, torchCpuInfo } from '../../src/backend/torch-cpu';
 import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD } from '../../src/core/fused-kernels';
 import * as zoo from '../../src/zoo';
 
@@ -371,7 +371,7 @@ async function inferenceTimes(batch: number, reps: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  registerTorchCpuCandidate();
+  registerTorchCpuBackend();
   const info = torchCpuInfo();
   if (!info.available) {
     console.log(`torch-cpu is not available: ${info.reason}`);

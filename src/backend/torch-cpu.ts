@@ -810,9 +810,3 @@ function threadsText(): string {
 export function torchCpuDescription(): string {
   return addon ? `libtorch ${addon.info().torchVersion} (ATen) on the CPU, ${threadsText()}` : 'libtorch (ATen) on the CPU';
 }
-
-/**
- * @deprecated torch-cpu is always a backend candidate now (src/backend/index.ts), loaded when
- * chosen; this only registers the backend with tfjs: use registerTorchCpuBackend.
- */
-export const registerTorchCpuCandidate = registerTorchCpuBackend;

@@ -280,16 +280,11 @@ async function evalCheckpoint(name: string, flags: EvalFlags): Promise<{ result:
       ? openDatasetFromSpec(state.data, flags.data)
       : openDataset(flags.dataset, { dir: flags.data, normalization: state.data.normalization });
     checkDataMatches(state.data, dataset);
-    const models = zoo.modelsBySize(model);
-    try {
-      const result = await evaluate(models, dataset, {
-        split: flags.split ?? state.data.evalSplit, limit: flags.limit,
-        batchSize: flags.batch ?? (spec.task === 'classification' ? 128 : state.config.batchSize),
-      });
-      return { result, spec };
-    } finally {
-      models.dispose();
-    }
+    const result = await evaluate(model, dataset, {
+      split: flags.split ?? state.data.evalSplit, limit: flags.limit,
+      batchSize: flags.batch ?? (spec.task === 'classification' ? 128 : state.config.batchSize),
+    });
+    return { result, spec };
   } finally {
     model.dispose();
   }
@@ -304,12 +299,10 @@ async function evalZooWeights(name: string, flags: EvalFlags): Promise<{ result:
     mosaic: sameData ? (source.training?.datasetOptions as MosaicOptions | undefined) : undefined,
   });
   const model = await zoo.load(name, { weights: flags.weights, ...modelOptionsForDataset(name, dataset) });
-  const models = zoo.modelsBySize(model);
   try {
-    const result = await evaluate(models, dataset, { split: flags.split ?? 'test', limit: flags.limit, batchSize: flags.batch ?? 64 });
+    const result = await evaluate(model, dataset, { split: flags.split ?? 'test', limit: flags.limit, batchSize: flags.batch ?? 64 });
     return { result, spec: model.card.spec };
   } finally {
-    models.dispose();
     model.dispose();
   }
 }

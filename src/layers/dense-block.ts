@@ -20,6 +20,7 @@ import {
   unitWeightList,
 } from '../core/bn-relu-conv';
 import { dropoutMask } from '../core/dropout-mask';
+import { denseUnit } from './layer-names';
 import { UnitVariables, addUnitVariables, movingStats, readUnit, updateMovingStats } from './unit-variables';
 
 export interface DenseBlockArgs {
@@ -87,8 +88,8 @@ export class DenseBlock extends tf.layers.Layer {
     this.units = [];
     for (let l = 1; l <= this.numLayers; l++) {
       const channels = c0 + (l - 1) * this.growthRate;
-      const unit = (i: number, inChannels: number, kernelSize: number, filters: number) => addUnitVariables(this, {
-        norm: `layer${l}/norm${i}`, conv: `layer${l}/conv${i}`, channels: inChannels, kernelSize, filters, useBias: this.useBias,
+      const unit = (i: 1 | 2, inChannels: number, kernelSize: number, filters: number) => addUnitVariables(this, {
+        ...denseUnit(l, i), channels: inChannels, kernelSize, filters, useBias: this.useBias,
       });
       this.units.push(this.bottleneckWidth > 0
         ? [unit(1, channels, 1, this.bottleneckWidth), unit(2, this.bottleneckWidth, 3, this.growthRate)]

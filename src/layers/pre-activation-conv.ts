@@ -3,6 +3,7 @@
 // batch statistics (memory-efficient) or also the BN-ReLU output (naive).
 import * as tf from '../tf';
 import { bnRelu, channelStats, conv, unitBackward, unitForward, unitWeightList } from '../core/bn-relu-conv';
+import { TRANSITION_UNIT } from './layer-names';
 import { UnitVariables, addUnitVariables, movingStats, readUnit, updateMovingStats } from './unit-variables';
 
 export interface PreActivationConvArgs {
@@ -39,7 +40,7 @@ export class PreActivationConv extends tf.layers.Layer {
 
   build(inputShape: Shape): void {
     this.unit = addUnitVariables(this, {
-      norm: 'norm', conv: 'conv', channels: inputShape[3] as number, kernelSize: this.kernelSize, filters: this.filters, useBias: this.useBias,
+      ...TRANSITION_UNIT, channels: inputShape[3] as number, kernelSize: this.kernelSize, filters: this.filters, useBias: this.useBias,
     });
     this.built = true;
   }

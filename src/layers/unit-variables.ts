@@ -2,6 +2,7 @@
 // block and the transition layer.
 import * as tf from '../tf';
 import { UnitWeights } from '../core/bn-relu-conv';
+import { UnitScopes, WeightParam, weightName } from './layer-names';
 
 export interface UnitVariables {
   gamma: tf.LayerVariable;
@@ -12,9 +13,7 @@ export interface UnitVariables {
   bias?: tf.LayerVariable;
 }
 
-export interface UnitShape {
-  norm: string;
-  conv: string;
+export interface UnitShape extends UnitScopes {
   channels: number;
   kernelSize: number;
   filters: number;
@@ -27,15 +26,15 @@ type AddWeight = (name: string, shape: number[], dtype: 'float32', init: ReturnT
 /** Creates the unit's weights on `layer` under `norm/...` and `conv/...`. */
 export function addUnitVariables(layer: tf.layers.Layer, s: UnitShape): UnitVariables {
   const add = (layer as unknown as { addWeight: AddWeight }).addWeight.bind(layer);
-  const weight = (name: string, shape: number[], init: ReturnType<typeof tf.initializers.ones>, trainable = true) =>
-    add(name, shape, 'float32', init, undefined, trainable);
+  const weight = (scope: string, param: WeightParam, shape: number[], init: ReturnType<typeof tf.initializers.ones>, trainable = true) =>
+    add(weightName(scope, param), shape, 'float32', init, undefined, trainable);
   return {
-    gamma: weight(`${s.norm}/gamma`, [s.channels], tf.initializers.ones()),
-    beta: weight(`${s.norm}/beta`, [s.channels], tf.initializers.zeros()),
-    movingMean: weight(`${s.norm}/moving_mean`, [s.channels], tf.initializers.zeros(), false),
-    movingVariance: weight(`${s.norm}/moving_variance`, [s.channels], tf.initializers.ones(), false),
-    kernel: weight(`${s.conv}/kernel`, [s.kernelSize, s.kernelSize, s.channels, s.filters], tf.initializers.heNormal({})),
-    bias: s.useBias ? weight(`${s.conv}/bias`, [s.filters], tf.initializers.zeros()) : undefined,
+    gamma: weight(s.norm, 'gamma', [s.channels], tf.initializers.ones()),
+    beta: weight(s.norm, 'beta', [s.channels], tf.initializers.zeros()),
+    movingMean: weight(s.norm, 'moving_mean', [s.channels], tf.initializers.zeros(), false),
+    movingVariance: weight(s.norm, 'moving_variance', [s.channels], tf.initializers.ones(), false),
+    kernel: weight(s.conv, 'kernel', [s.kernelSize, s.kernelSize, s.channels, s.filters], tf.initializers.heNormal({})),
+    bias: s.useBias ? weight(s.conv, 'bias', [s.filters], tf.initializers.zeros()) : undefined,
   };
 }
 

@@ -2,6 +2,7 @@
 // 7x7/2 stem and four blocks, and the CIFAR models with a 3x3 stem and three.
 import * as tf from '../tf';
 import { PreActivationConv } from '../layers/pre-activation-conv';
+import { CLASSIFIER, INPUT_LAYER, layerName, stages } from '../layers/layer-names';
 import { BuildOptions, batchNorm, channels, checkInputShape, denseBlock, relu } from './common';
 
 export interface DenseNetArch {
@@ -25,39 +26,42 @@ export function minimumInputSide(arch: DenseNetArch): number {
   return (arch.stem === 'imagenet' ? 4 : 1) * 2 ** transitions;
 }
 
+const stemLayer = (part: string) => layerName(stages.stem, part);
+
 function stem(input: tf.SymbolicTensor, arch: DenseNetArch): tf.SymbolicTensor {
   if (arch.stem === 'cifar') {
     const x = tf.layers
-      .conv2d({ name: 'stem_conv', filters: arch.stemChannels, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: 'heNormal' })
+      .conv2d({ name: stemLayer('conv'), filters: arch.stemChannels, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: 'heNormal' })
       .apply(input) as tf.SymbolicTensor;
-    return arch.stemNorm ? (relu('stem_relu').apply(batchNorm('stem_norm').apply(x)) as tf.SymbolicTensor) : x;
+    return arch.stemNorm ? (relu(stemLayer('relu')).apply(batchNorm(stemLayer('norm')).apply(x)) as tf.SymbolicTensor) : x;
   }
   // torch pads 3 (conv) and 1 (pool) on every side; tf's 'same' would pad unevenly.
-  let x = tf.layers.zeroPadding2d({ name: 'stem_pad', padding: 3 }).apply(input) as tf.SymbolicTensor;
+  let x = tf.layers.zeroPadding2d({ name: stemLayer('pad'), padding: 3 }).apply(input) as tf.SymbolicTensor;
   x = tf.layers
-    .conv2d({ name: 'stem_conv', filters: arch.stemChannels, kernelSize: 7, strides: 2, padding: 'valid', useBias: false, kernelInitializer: 'heNormal' })
+    .conv2d({ name: stemLayer('conv'), filters: arch.stemChannels, kernelSize: 7, strides: 2, padding: 'valid', useBias: false, kernelInitializer: 'heNormal' })
     .apply(x) as tf.SymbolicTensor;
-  x = batchNorm('stem_norm').apply(x) as tf.SymbolicTensor;
-  x = relu('stem_relu').apply(x) as tf.SymbolicTensor;
+  x = batchNorm(stemLayer('norm')).apply(x) as tf.SymbolicTensor;
+  x = relu(stemLayer('relu')).apply(x) as tf.SymbolicTensor;
   // Zero padding equals torch's -inf padding here: the input is post-ReLU.
-  x = tf.layers.zeroPadding2d({ name: 'stem_pool_pad', padding: 1 }).apply(x) as tf.SymbolicTensor;
-  return tf.layers.maxPooling2d({ name: 'stem_pool', poolSize: 3, strides: 2, padding: 'valid' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.zeroPadding2d({ name: stemLayer('pool_pad'), padding: 1 }).apply(x) as tf.SymbolicTensor;
+  return tf.layers.maxPooling2d({ name: stemLayer('pool'), poolSize: 3, strides: 2, padding: 'valid' }).apply(x) as tf.SymbolicTensor;
 }
 
 function transition(x: tf.SymbolicTensor, t: number, compression: number, memoryEfficient: boolean): tf.SymbolicTensor {
   const filters = Math.floor(channels(x) * compression);
-  const y = new PreActivationConv({ name: `transition${t}`, filters, kernelSize: 1, useBias: false, memoryEfficient }).apply(x) as tf.SymbolicTensor;
-  return tf.layers.averagePooling2d({ name: `transition${t}_pool`, poolSize: 2, strides: 2 }).apply(y) as tf.SymbolicTensor;
+  const at = stages.transition(t);
+  const y = new PreActivationConv({ name: layerName(at), filters, kernelSize: 1, useBias: false, memoryEfficient }).apply(x) as tf.SymbolicTensor;
+  return tf.layers.averagePooling2d({ name: layerName(at, 'pool'), poolSize: 2, strides: 2 }).apply(y) as tf.SymbolicTensor;
 }
 
 export function buildDenseNet(arch: DenseNetArch, options: BuildOptions): tf.LayersModel {
   checkInputShape(options.name, options.inputShape, { min: minimumInputSide(arch) });
-  const input = tf.input({ shape: options.inputShape, name: 'image' });
+  const input = tf.input({ shape: options.inputShape, name: INPUT_LAYER });
   let x = stem(input, arch);
   arch.blockLayers.forEach((layers, i) => {
     const b = i + 1;
     x = denseBlock(x, {
-      name: `block${b}`,
+      name: layerName(stages.block(b)),
       numLayers: layers,
       growthRate: arch.growthRate,
       bottleneckWidth: arch.bottleneckFactor * arch.growthRate,
@@ -68,9 +72,9 @@ export function buildDenseNet(arch: DenseNetArch, options: BuildOptions): tf.Lay
     });
     if (b < arch.blockLayers.length) x = transition(x, b, arch.compression, options.memoryEfficient);
   });
-  x = batchNorm('final_norm').apply(x) as tf.SymbolicTensor;
-  x = relu('final_relu').apply(x) as tf.SymbolicTensor;
-  x = tf.layers.globalAveragePooling2d({ name: 'final_pool' }).apply(x) as tf.SymbolicTensor;
-  const logits = tf.layers.dense({ name: 'classifier', units: options.numClasses }).apply(x) as tf.SymbolicTensor;
+  x = batchNorm(layerName(stages.final, 'norm')).apply(x) as tf.SymbolicTensor;
+  x = relu(layerName(stages.final, 'relu')).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.globalAveragePooling2d({ name: layerName(stages.final, 'pool') }).apply(x) as tf.SymbolicTensor;
+  const logits = tf.layers.dense({ name: CLASSIFIER, units: options.numClasses }).apply(x) as tf.SymbolicTensor;
   return tf.model({ name: options.name, inputs: input, outputs: logits });
 }

@@ -4,6 +4,7 @@
 import * as tf from '../tf';
 import { MaskDropout } from '../layers/dropout';
 import { PreActivationConv } from '../layers/pre-activation-conv';
+import { FIRST_CONV, INPUT_LAYER, SEGMENTATION_HEAD, layerName, stages } from '../layers/layer-names';
 import { BuildOptions, DenseBlockSpec, channels, checkInputShape, concat, denseBlock } from './common';
 
 export interface FCDenseNetArch {
@@ -25,40 +26,41 @@ function conv(name: string, filters: number, kernelSize: number): tf.layers.Laye
 }
 
 function transitionDown(x: tf.SymbolicTensor, i: number, arch: FCDenseNetArch, memoryEfficient: boolean): tf.SymbolicTensor {
-  const p = `transition_down${i}`;
-  let y = new PreActivationConv({ name: p, filters: channels(x), kernelSize: 1, useBias: true, memoryEfficient }).apply(x) as tf.SymbolicTensor;
-  if (arch.dropRate > 0) y = new MaskDropout({ name: `${p}_drop`, rate: arch.dropRate }).apply(y) as tf.SymbolicTensor;
-  return tf.layers.maxPooling2d({ name: `${p}_pool`, poolSize: 2, strides: 2 }).apply(y) as tf.SymbolicTensor;
+  const at = stages.transitionDown(i);
+  let y = new PreActivationConv({ name: layerName(at), filters: channels(x), kernelSize: 1, useBias: true, memoryEfficient }).apply(x) as tf.SymbolicTensor;
+  if (arch.dropRate > 0) y = new MaskDropout({ name: layerName(at, 'drop'), rate: arch.dropRate }).apply(y) as tf.SymbolicTensor;
+  return tf.layers.maxPooling2d({ name: layerName(at, 'pool'), poolSize: 2, strides: 2 }).apply(y) as tf.SymbolicTensor;
 }
 
 function transitionUp(x: tf.SymbolicTensor, skip: tf.SymbolicTensor, i: number): tf.SymbolicTensor {
+  const at = stages.transitionUp(i);
   const up = tf.layers
-    .conv2dTranspose({ name: `transition_up${i}_conv`, filters: channels(x), kernelSize: 3, strides: 2, padding: 'same', useBias: true, kernelInitializer: 'heUniform' })
+    .conv2dTranspose({ name: layerName(at, 'conv'), filters: channels(x), kernelSize: 3, strides: 2, padding: 'same', useBias: true, kernelInitializer: 'heUniform' })
     .apply(x) as tf.SymbolicTensor;
-  return concat(`transition_up${i}_concat`, [up, skip]);
+  return concat(layerName(at, 'concat'), [up, skip]);
 }
 
 export function buildFCDenseNet(arch: FCDenseNetArch, options: BuildOptions): tf.LayersModel {
   checkInputShape(options.name, options.inputShape, { multipleOf: inputMultiple(arch) });
   const block = (name: string, numLayers: number, output: 'all' | 'new') => denseBlockSpec(arch, options, name, numLayers, output);
-  const input = tf.input({ shape: options.inputShape, name: 'image' });
-  let x = conv('stem_conv', arch.stemChannels, 3).apply(input) as tf.SymbolicTensor;
+  const input = tf.input({ shape: options.inputShape, name: INPUT_LAYER });
+  let x = conv(FIRST_CONV, arch.stemChannels, 3).apply(input) as tf.SymbolicTensor;
 
   const skips: tf.SymbolicTensor[] = [];
   arch.downLayers.forEach((layers, i) => {
-    const stack = denseBlock(x, block(`down${i + 1}`, layers, 'all'));
+    const stack = denseBlock(x, block(layerName(stages.down(i + 1)), layers, 'all'));
     skips.push(stack);
     x = transitionDown(stack, i + 1, arch, options.memoryEfficient);
   });
 
   // Upsampling sees only the new maps of the block below; the last block's full stack feeds the classifier.
-  let newMaps = denseBlock(x, block('bottleneck', arch.bottleneckLayers, 'new'));
+  let newMaps = denseBlock(x, block(layerName(stages.bottleneck), arch.bottleneckLayers, 'new'));
   const levels = arch.downLayers.length;
   [...arch.downLayers].reverse().forEach((layers, i) => {
     const joined = transitionUp(newMaps, skips[levels - 1 - i], i + 1);
-    newMaps = denseBlock(joined, block(`up${i + 1}`, layers, i + 1 === levels ? 'all' : 'new'));
+    newMaps = denseBlock(joined, block(layerName(stages.up(i + 1)), layers, i + 1 === levels ? 'all' : 'new'));
   });
-  const logits = conv('head_conv', options.numClasses, 1).apply(newMaps) as tf.SymbolicTensor;
+  const logits = conv(SEGMENTATION_HEAD, options.numClasses, 1).apply(newMaps) as tf.SymbolicTensor;
   return tf.model({ name: options.name, inputs: input, outputs: logits });
 }
 

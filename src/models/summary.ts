@@ -3,6 +3,8 @@
 // (multiply-adds), read from the model's own layers.
 import * as tf from '../tf';
 import { DenseBlock } from '../layers/dense-block';
+import { stageName, stageOfLayer } from '../layers/layer-names';
+import { PreActivationConv } from '../layers/pre-activation-conv';
 
 export interface StageSummary {
   stage: string;
@@ -24,8 +26,6 @@ export interface ModelSummary {
   totalFlops: number;
 }
 
-const STAGE = /^(stem|block\d+|transition\d+|final|classifier|down\d+|transition_down\d+|bottleneck|transition_up\d+|up\d+|head)/;
-
 function shapeOf(t: tf.SymbolicTensor | tf.SymbolicTensor[]): number[] {
   return (Array.isArray(t) ? t[0] : t).shape as number[];
 }
@@ -44,7 +44,7 @@ export function layerFlops(layer: tf.layers.Layer): number {
   if (cls === 'Dense') return kernelSize(kernels[0]);
   if (cls === 'Conv2DTranspose') return inp[1] * inp[2] * kernelSize(kernels[0]);
   // Stride-1 convs inside custom layers and plain convs: every kernel applied at every output pixel.
-  if (cls === 'Conv2D' || cls === DenseBlock.className || cls === 'DenseNetPreActivationConv') {
+  if (cls === 'Conv2D' || cls === DenseBlock.className || cls === PreActivationConv.className) {
     return out[1] * out[2] * kernels.reduce((s, w) => s + kernelSize(w), 0);
   }
   return 0;
@@ -53,9 +53,9 @@ export function layerFlops(layer: tf.layers.Layer): number {
 export function summarize(model: tf.LayersModel): ModelSummary {
   const stages: StageSummary[] = [];
   for (const layer of model.layers) {
-    const match = STAGE.exec(layer.name);
-    if (!match) continue;
-    const name = match[1];
+    const at = stageOfLayer(layer.name);
+    if (!at) continue;
+    const name = stageName(at);
     const out = shapeOf(layer.output as tf.SymbolicTensor);
     const inp = shapeOf(layer.input as tf.SymbolicTensor);
     let stage = stages.find((s) => s.stage === name);

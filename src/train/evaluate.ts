@@ -7,12 +7,14 @@ import type { Dataset, Split } from '../data/dataset';
 import { batchToTensors } from '../data/tensors';
 import { pixelCrossEntropy, softmaxCrossEntropy } from './losses';
 import { ClassificationMeter, SegmentationMeter } from './metrics';
-import type { ModelForShape } from '../inference/model-for-shape';
+import { ModelForShape } from '../inference/model-for-shape';
+import * as zoo from '../zoo';
+import type { ZooModel } from '../zoo';
 import { SEGMENTATION_MULTIPLE } from '../inference/predict';
 
 export interface EvalOptions {
   split: Split;
-  batchSize: number;
+  batchSize?: number;
   /** Evaluate the first `limit` samples only. */
   limit?: number;
   /** Called after each batch with (batches done, total). */
@@ -37,10 +39,23 @@ export function primaryMetric(task: 'classification' | 'segmentation'): string {
   return task === 'classification' ? 'top1' : 'meanIoU';
 }
 
-export async function evaluate(models: ModelForShape, dataset: Dataset, opts: EvalOptions): Promise<EvalResult> {
+/**
+ * Evaluates a zoo model (or the copies of one at other sizes, which the caller keeps) on a split.
+ * Batch size defaults to 64 images for classification and 1 full image for segmentation.
+ */
+export async function evaluate(model: ZooModel | ModelForShape, dataset: Dataset, opts: EvalOptions): Promise<EvalResult> {
+  const models = model instanceof ModelForShape ? model : zoo.modelsBySize(model);
+  try {
+    return await evaluateWith(models, dataset, opts);
+  } finally {
+    if (models !== model) models.dispose();
+  }
+}
+
+async function evaluateWith(models: ModelForShape, dataset: Dataset, opts: EvalOptions): Promise<EvalResult> {
   const segmentation = dataset.task === 'segmentation';
   const batchOpts = {
-    batchSize: opts.batchSize, limit: opts.limit, shuffle: false, augment: false,
+    batchSize: opts.batchSize ?? (segmentation ? 1 : 64), limit: opts.limit, shuffle: false, augment: false,
     ...(segmentation ? { padToMultiple: SEGMENTATION_MULTIPLE } : {}),
   };
   models.invalidate();

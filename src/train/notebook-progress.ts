@@ -4,8 +4,7 @@
 import { SERIES_COLORS } from '../viz/chart-frame';
 import { rgbToCss } from '../viz/color';
 import { DisplaySink, newTslabDisplay } from '../viz/display';
-// progress.ts imports this file back (defaultReporter), so its helpers are only called inside functions.
-import { EvalReport, Reporter, StepReport, formatEval, formatStep } from './progress';
+import { EvalReport, Reporter, StepReport, formatEval, formatStep } from './format';
 
 /** Where a run draws: each html() call replaces the entry's previous output. */
 export type InPlaceDisplay = Pick<DisplaySink, 'html'>;

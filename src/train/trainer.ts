@@ -20,6 +20,7 @@ import {
   loadCheckpointWeights, readOptimizerSlots, removeStaleTemporaries, saveCheckpoint,
 } from './checkpoint';
 import { evaluate, EvalResult, primaryMetric } from './evaluate';
+import { dataSpecFor } from './data-spec';
 import { pixelCrossEntropy, softmaxCrossEntropy } from './losses';
 import { Optimizer, Param, trainableParams } from './optimizers';
 import { baseName } from '../weights/mapping';
@@ -48,7 +49,8 @@ export interface TrainOptions {
    */
   model: ZooModel | ModelSpec;
   dataset: Dataset;
-  data: DataSpec;
+  /** How eval, predict and --resume reopen the data (default: dataSpecFor(dataset)). */
+  data?: DataSpec;
   config: TrainConfig;
   /** Run folder: last/, best/, metrics.jsonl. */
   out: string;
@@ -126,6 +128,7 @@ export class Trainer {
   /** Whether the trainer built the model (and so disposes it). */
   private readonly ownsModel: boolean;
   private readonly spec: ModelSpec;
+  private readonly data: DataSpec;
   private readonly initialWeights?: WeightsProvenance;
   /** Fine-tuning with a frozen backbone: the classifier's input, computed in inference mode. */
   private readonly backbone?: { features: tf.LayersModel; head: tf.layers.Layer };
@@ -148,6 +151,7 @@ export class Trainer {
 
   private constructor(private readonly opts: TrainOptions) {
     this.plan = planRun(opts.dataset, opts.config);
+    this.data = opts.data ?? dataSpecFor(opts.dataset);
     const given = 'card' in opts.model ? opts.model : undefined;
     checkModelFitsData(given?.card.spec ?? (opts.model as ModelSpec), opts.dataset, opts.config.augment && opts.config.crop !== undefined);
     this.ownsModel = !given;
@@ -400,7 +404,8 @@ export class Trainer {
   }
 
   private async runEvaluation(): Promise<EvalResult> {
-    const { config, dataset, data } = this.opts;
+    const { config, dataset } = this.opts;
+    const { data } = this;
     const t0 = Date.now();
     const batchSize = config.evalBatchSize ?? (dataset.task === 'classification' ? Math.max(64, config.batchSize) : config.batchSize);
     const result = await evaluate(this.evalModels, dataset, {
@@ -417,7 +422,7 @@ export class Trainer {
   private state(): CheckpointState {
     return {
       format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, savedAt: new Date().toISOString(),
-      model: this.spec, ...(this.initialWeights ? { initialWeights: this.initialWeights } : {}), data: this.opts.data, config: this.opts.config,
+      model: this.spec, ...(this.initialWeights ? { initialWeights: this.initialWeights } : {}), data: this.data, config: this.opts.config,
       stepsPerEpoch: this.plan.stepsPerEpoch, totalSteps: this.plan.totalSteps,
       position: { ...this.position }, rng: this.rng.getState(),
       ...(this.best ? { best: this.best } : {}), ...(this.lastEval ? { lastEval: this.lastEval } : {}),

@@ -7,6 +7,7 @@ import { fileSystem } from './file-io';
 import {
   StateDictSource, TargetWeight, WeightLoadOptions, WeightLoadReport, baseName, loadIntoTargets, weightsWithLayers,
 } from './mapping';
+import { CLASSIFIER, FIRST_CONV } from '../layers/layer-names';
 
 /** Reads the weights named in a `model.json` (local path, folder, or http(s) URL). */
 export async function readTfjsWeights(pathOrUrl: string): Promise<StateDictSource> {
@@ -46,5 +47,5 @@ export async function loadTfjsWeights(
   model: tf.LayersModel, pathOrUrl: string, opts: WeightLoadOptions = {},
 ): Promise<WeightLoadReport> {
   const state = await readTfjsWeights(pathOrUrl);
-  return loadIntoTargets(targetsOf(model), state, opts, {}, { firstConv: 'stem_conv', classifier: 'classifier' });
+  return loadIntoTargets(targetsOf(model), state, opts, {}, { firstConv: FIRST_CONV, classifier: CLASSIFIER });
 }

@@ -1,6 +1,6 @@
 // Maps torchvision/timm DenseNet state dicts onto the zoo's LayersModels and back.
 //
-// The zoo names its weights after where they sit (see the builders in src/models/):
+// The zoo names its weights after where they sit (src/layers/layer-names.ts):
 //   stem_conv/kernel                       <-> features.conv0.weight
 //   stem_norm/{gamma,beta,moving_*}        <-> features.norm0.{weight,bias,running_*}
 //   block{b}/layer{l}/norm1|norm2/...      <-> features.denseblock{b}.denselayer{l}.norm1|norm2....
@@ -17,6 +17,7 @@ import {
   transpose2d, weightsWithLayers,
 } from './mapping';
 import { FloatTensor, formatShape, readSafetensors, writeSafetensors } from './safetensors';
+import { WeightParam, WeightPlace, parseWeightName } from '../layers/layer-names';
 
 export {
   MismatchProblem, StateDictSource, WeightsMismatchError, adaptInputChannels, hwioToOihw, oihwToHwio,
@@ -46,61 +47,38 @@ export type TorchvisionLoadReport = WeightLoadReport;
 // ---------------------------------------------------------------------------------------------
 // Names
 
-const BN_PARAMS: Record<string, string> = {
-  gamma: 'weight', beta: 'bias', moving_mean: 'running_mean', moving_variance: 'running_var',
+const TORCH_PARAMS: Record<WeightParam, string> = {
+  kernel: 'weight', bias: 'bias', gamma: 'weight', beta: 'bias', moving_mean: 'running_mean', moving_variance: 'running_var',
 };
-const BN = '(gamma|beta|moving_mean|moving_variance)';
 
-interface Rule {
-  re: RegExp;
-  map: (m: RegExpMatchArray) => { prefix: string; param: string; kind: WeightKind };
+/** The torchvision module of a weight's place (see src/layers/layer-names.ts); undefined where torchvision's DenseNet has none. */
+function torchModuleOf({ stage, layer, part }: WeightPlace): string | undefined {
+  switch (stage.kind) {
+    case 'stem':
+      return part === 'conv' ? 'features.conv0' : part === 'norm' ? 'features.norm0' : undefined;
+    case 'block':
+      return layer === undefined ? undefined : `features.denseblock${stage.index}.denselayer${layer}.${part}`;
+    case 'transition':
+      return layer === undefined && part !== undefined ? `features.transition${stage.index}.${part}` : undefined;
+    case 'final':
+      return part === 'norm' ? 'features.norm5' : undefined;
+    case 'classifier':
+      return part === undefined ? 'classifier' : undefined;
+    default:
+      return undefined;
+  }
 }
 
-/**
- * Each rule matches the end of a tfjs weight name (name scopes may come before it). A part may
- * be a layer of its own (`transition1_conv/kernel`) or a sub-part of a custom layer
- * (`transition1/conv/kernel`, `block1/layer2/norm1/gamma`): the separator is `_` or `/`.
- */
-const RULES: Rule[] = [
-  { re: /(?:^|\/)stem[_/]conv\/(kernel|bias)$/, map: (m) => conv('features.conv0', m[1]) },
-  { re: new RegExp(`(?:^|/)stem[_/]norm/${BN}$`), map: (m) => bn('features.norm0', m[1]) },
-  {
-    re: new RegExp(`(?:^|/)block(\\d+)[_/]layer(\\d+)/(norm[12])/${BN}$`),
-    map: (m) => bn(`features.denseblock${m[1]}.denselayer${m[2]}.${m[3]}`, m[4]),
-  },
-  {
-    re: /(?:^|\/)block(\d+)[_/]layer(\d+)\/(conv[12])\/(kernel|bias)$/,
-    map: (m) => conv(`features.denseblock${m[1]}.denselayer${m[2]}.${m[3]}`, m[4]),
-  },
-  { re: new RegExp(`(?:^|/)transition(\\d+)[_/]norm/${BN}$`), map: (m) => bn(`features.transition${m[1]}.norm`, m[2]) },
-  { re: /(?:^|\/)transition(\d+)[_/]conv\/(kernel|bias)$/, map: (m) => conv(`features.transition${m[1]}.conv`, m[2]) },
-  { re: new RegExp(`(?:^|/)final[_/]norm/${BN}$`), map: (m) => bn('features.norm5', m[1]) },
-  {
-    re: /(?:^|\/)classifier\/(kernel|bias)$/,
-    map: (m) => ({ prefix: 'classifier', param: m[1] === 'kernel' ? 'weight' : 'bias', kind: m[1] === 'kernel' ? 'linear' : 'vector' }),
-  },
-];
-
-function conv(prefix: string, param: string) {
-  return param === 'kernel'
-    ? { prefix, param: 'weight', kind: 'conv' as const }
-    : { prefix, param: 'bias', kind: 'vector' as const };
-}
-
-function bn(prefix: string, param: string) {
-  return { prefix, param: BN_PARAMS[param], kind: 'vector' as const };
+function kindOf({ part, param }: WeightPlace): WeightKind {
+  if (param !== 'kernel') return 'vector';
+  return part === undefined ? 'linear' : 'conv';
 }
 
 /** The torchvision key and layout of one tfjs weight name; undefined if it follows no known name. */
 export function torchvisionKeyOf(tfName: string): { key: string; kind: WeightKind } | undefined {
-  for (const rule of RULES) {
-    const m = tfName.match(rule.re);
-    if (m) {
-      const { prefix, param, kind } = rule.map(m);
-      return { key: `${prefix}.${param}`, kind };
-    }
-  }
-  return undefined;
+  const place = parseWeightName(tfName);
+  const module = place && torchModuleOf(place);
+  return module === undefined ? undefined : { key: `${module}.${TORCH_PARAMS[place!.param]}`, kind: kindOf(place!) };
 }
 
 function torchShapeOf(kind: WeightKind, tfShape: number[]): number[] {

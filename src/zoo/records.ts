@@ -1,6 +1,7 @@
 // The zoo as data: one record per model. Adding a variant is adding a record.
 import type { DenseNetArch } from '../models/densenet';
 import type { FCDenseNetArch } from '../models/fc-densenet';
+import { CLASSIFIER, FIRST_CONV, SEGMENTATION_HEAD } from '../layers/layer-names';
 
 export type Task = 'classification' | 'segmentation';
 
@@ -97,8 +98,8 @@ function imagenet(name: string, growthRate: number, blockLayers: number[], stemC
     input: IMAGENET_INPUT,
     numClasses: 1000,
     classNames: 'imagenet',
-    firstConv: 'stem_conv',
-    classifier: 'classifier',
+    firstConv: FIRST_CONV,
+    classifier: CLASSIFIER,
     paper: { reference: DENSENET_PAPER, results },
     params,
     weights: torchvisionWeights
@@ -134,8 +135,8 @@ function cifar(name: string, depth: number, growthRate: number, bc: boolean, par
     input: CIFAR_INPUT,
     numClasses: 10,
     classNames: CIFAR10_CLASSES,
-    firstConv: 'stem_conv',
-    classifier: 'classifier',
+    firstConv: FIRST_CONV,
+    classifier: CLASSIFIER,
     paper: { reference: DENSENET_PAPER, results },
     params,
     weights: [],
@@ -151,8 +152,8 @@ function tiramisu(name: string, growthRate: number, downLayers: number[], bottle
     input: CAMVID_INPUT,
     numClasses: 11,
     classNames: CAMVID_CLASSES,
-    firstConv: 'stem_conv',
-    classifier: 'head_conv',
+    firstConv: FIRST_CONV,
+    classifier: SEGMENTATION_HEAD,
     paper: { reference: TIRAMISU_PAPER, results },
     params,
     weights: [],
