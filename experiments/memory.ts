@@ -3,8 +3,7 @@
 // Writes <out>/memory.{json,md} and <out>/memory-depth.{html,png} (default experiments/results).
 //   npm run exp:memory [-- --quick] [-- --out DIR] [-- --no-pytorch]
 // Every (model, mode) step runs in a child process of its own, so that the peak resident
-// memory is that mode's alone, as bench/side-by-side.ts does for the same reason.
-import { spawnSync } from 'child_process';
+// memory is that mode's alone (src/measure/child-process.ts, as bench/side-by-side.ts does).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -12,21 +11,19 @@ import { Command } from 'commander';
 import * as tf from '../src/tf';
 import { BackendChoice, init } from '../src/backend';
 import { torchCpuInfo } from '../src/backend/torch-cpu';
-import { ModeMeasurement, ModelFactory, measureMode, specFactory, zooFactory } from '../src/measure/memory';
+import { ModelFactory, specFactory, zooFactory } from '../src/measure/memory';
+import {
+  CHILD_FLAG, ChildFailure, MODES, Measured, Mode, ModeJob, PYTHON, measureJob, printChildResult, pytorchMissing, runInChild,
+  runPyTorchReference,
+} from '../src/measure/child-process';
 import { densenetBC, depthSweep } from '../src/measure/depth-sweep';
 import type { ModelOptions } from '../src/zoo';
 import type { DenseNetArch } from '../src/models/densenet';
 import { planMemory, ModePlan } from '../src/measure/planner';
 import { lineChart, lineChartImage, saveHtml, savePng } from '../src/viz';
 import { RESULTS_DIR, writeResultAsync } from './results';
-import { peakRssBytes } from '../src/process-memory';
-import { PACKAGE_ROOT } from '../src/package-root';
 
 const MB = 1e6;
-const MODES = ['naive', 'efficient'] as const;
-type Mode = (typeof MODES)[number];
-const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
-const PYTORCH_SCRIPT = path.join(PACKAGE_ROOT, 'scripts', 'bench', 'pytorch_reference.py');
 /** The synthetic batch's seed (trainingHarness). */
 const SEED = 1;
 
@@ -43,10 +40,7 @@ export interface NetSpec {
   why: string;
 }
 
-export interface Measured extends ModeMeasurement {
-  maxRssBytes: number;
-}
-export type Outcome = Measured | { error: string };
+export type Outcome = Measured | ChildFailure;
 
 export function isMeasured(o: Outcome | undefined): o is Measured {
   return o !== undefined && 'peakBytes' in o;
@@ -92,35 +86,18 @@ export function sweepSettings(quick: boolean): SweepSettings {
 // ---------------------------------------------------------------------------------------------
 // Child process: one mode of one model
 
-interface ChildJob {
-  spec: NetSpec;
-  mode: Mode;
-  steps: number;
+interface ChildJob extends ModeJob {
   backend: string;
 }
 
 async function runChild(job: ChildJob): Promise<void> {
   await init(job.backend, { log: null });
-  const m = await measureMode(factory(job.spec), job.mode === 'efficient', { batch: job.spec.batch, inputShape: job.spec.input, steps: job.steps });
-  const row: Measured = { ...m, maxRssBytes: peakRssBytes() };
-  process.stdout.write(JSON.stringify(row) + '\n');
+  printChildResult(await measureJob(job));
 }
 
-/** The last line of a child's stdout as JSON, or the reason there is none (crash, out of memory). */
-export function lastJsonLine<T>(r: { stdout: string; stderr: string; status: number | null; signal?: NodeJS.Signals | null; error?: Error }): T | { error: string } {
-  const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
-  try {
-    return JSON.parse(line) as T;
-  } catch {
-    if (r.error) return { error: r.error.message };
-    const why = (r.stderr || r.stdout || '').trim().split('\n').filter(Boolean).pop();
-    return { error: why ?? (r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`) };
-  }
-}
-
-function measureInChild(job: ChildJob): Outcome {
-  const r = spawnSync(process.execPath, [__filename, '--child', JSON.stringify(job)], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  return lastJsonLine<Measured>(r);
+function measureInChild(spec: NetSpec, mode: Mode, steps: number, backend: string): Outcome {
+  const job: ChildJob = { zoo: spec.zoo, options: spec.options, input: spec.input, batch: spec.batch, mode, steps, backend };
+  return runInChild<Measured>(__filename, job);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,27 +198,6 @@ export function growthFit(layers: number[], peakMB: number[]): GrowthFit {
 
 // ---------------------------------------------------------------------------------------------
 // PyTorch
-
-interface PyTorchRow {
-  framework: string;
-  msPerStep: number;
-  trainImagesPerSec: number;
-  maxRssBytes: number;
-}
-
-function pytorchAvailable(): string | null {
-  if (!fs.existsSync(PYTORCH_SCRIPT)) return `${PYTORCH_SCRIPT} is missing`;
-  const r = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });
-  if (r.error) return `${PYTHON}: ${r.error.message}`;
-  if (r.status !== 0) return `${PYTHON} cannot import torch/torchvision (apt-get install python3-torch python3-torchvision): ${r.stderr.trim().split('\n').pop()}`;
-  return null;
-}
-
-function runPyTorch(spec: NetSpec, mode: Mode, threads: number, steps: number): PyTorchRow | { error: string } {
-  const r = spawnSync(PYTHON, [PYTORCH_SCRIPT, '--model', spec.pytorch!, '--batch', String(spec.batch), '--input', spec.input.join('x'),
-    '--mode', mode, '--threads', String(threads), '--steps', String(steps)], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  return lastJsonLine<PyTorchRow>(r);
-}
 
 /** Threads our backend computes with, which PyTorch is given too. */
 function backendThreads(b: BackendChoice): { threads: number; how: string } {
@@ -376,7 +332,7 @@ async function stepPart(specs: NetSpec[], backend: string, steps: number): Promi
   for (const spec of specs) {
     const [naive, efficient] = MODES.map((mode) => {
       progress(`${spec.label} batch ${spec.batch} ${spec.input.join('x')}: ${mode} step`);
-      return measureInChild({ spec, mode, steps, backend });
+      return measureInChild(spec, mode, steps, backend);
     });
     progress(`${spec.label}: planner`);
     const p = await plan(spec.label, factory(spec), spec.batch, spec.input);
@@ -452,7 +408,7 @@ function pytorchRow(spec: NetSpec, mode: Mode, threads: number, steps: number, m
   }
   if (missing) return { implementation, result: { error: `PyTorch not run: ${missing}` } };
   progress(`${spec.label}: PyTorch ${mode}`);
-  const py = runPyTorch(spec, mode, threads, steps);
+  const py = runPyTorchReference({ model: spec.pytorch, batch: spec.batch, input: spec.input, mode, threads, steps });
   if ('error' in py) return { implementation, result: py };
   return {
     implementation: `${py.framework}${mode === 'efficient' ? ' memory_efficient=True' : ''}`,
@@ -463,7 +419,7 @@ function pytorchRow(spec: NetSpec, mode: Mode, threads: number, steps: number, m
 function pytorchPart(records: StepRecord[], backend: BackendChoice, steps: number, enabled: boolean): { threads: number; how: string; python: string; rows: PyTorchRecord[] } {
   const { threads, how } = backendThreads(backend);
   const rows: PyTorchRecord[] = [];
-  const missing = enabled ? pytorchAvailable() : 'skipped (--no-pytorch)';
+  const missing = enabled ? pytorchMissing() : 'skipped (--no-pytorch)';
   for (const r of records) {
     const common = { model: r.spec.label, input: r.spec.input.join('x'), batch: r.spec.batch, threads };
     for (const mode of MODES) {
@@ -504,7 +460,7 @@ async function main(): Promise<void> {
     .option('--no-pytorch', 'leave out the PyTorch rows')
     .option('--steps <n>', 'timed steps after the profiled one (default 5, quick 1)', Number)
     .option('--backend <name>', 'tfjs backend (default: the one src/backend picks)')
-    .option('--child <job>', 'internal: measure one mode in this process and print JSON')
+    .option(`${CHILD_FLAG} <job>`, 'internal: measure one mode in this process and print JSON')
     .parse(process.argv)
     .opts<Options>();
   if (opts.child) return runChild(JSON.parse(opts.child) as ChildJob);

@@ -107,7 +107,7 @@ function copyModel(checkpointDir: string, dir: string): string {
 }
 
 /** The manifest record of the weights: the model's data, training and scores, and the weights' hash. */
-function manifestRecord(exp: TrainingExperiment, modelJson: string, state: CheckpointState, evaluation: EvalOutput, command: string): ShippedWeights {
+function manifestRecord(exp: TrainingExperiment, modelJson: string, sha256: string, state: CheckpointState, evaluation: EvalOutput, command: string): ShippedWeights {
   const { config } = state;
   const inPackage = path.relative(PACKAGE_ROOT, modelJson);
   return {
@@ -119,7 +119,7 @@ function manifestRecord(exp: TrainingExperiment, modelJson: string, state: Check
     numClasses: state.model.numClasses,
     inChannels: state.model.inputShape[2],
     inputShape: state.model.inputShape,
-    sha256: weightsDigest(modelJson, 'tfjs'),
+    sha256,
     normalization: state.data.normalization,
     classNames: state.data.classNames,
     training: {
@@ -209,7 +209,7 @@ export async function runTrainingExperiment(exp: TrainingExperiment, argv = proc
   const { dir: checkpointDir, state } = readCheckpointState(runDir);
   const evaluation = evaluate(exp.model, exp.dataset, checkpointDir, opts.quick);
   const modelJson = copyModel(checkpointDir, path.join(weightsRoot, exp.model, exp.tag));
-  const record = manifestRecord(exp, modelJson, state, evaluation, command);
+  const record = manifestRecord(exp, modelJson, await weightsDigest(modelJson, 'tfjs'), state, evaluation, command);
   await updateManifest(path.join(weightsRoot, 'manifest.json'), record);
 
   // The shipped files, loaded the way users load them, must give the same score.

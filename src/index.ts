@@ -11,7 +11,7 @@ import * as train from './train';
 export { tf, backend, zoo, train };
 export { evaluate } from './train/evaluate';
 export { planMemory as plan, formatPlan } from './measure/planner';
-export { summarize, formatSummary } from './models/summary';
+export { summarize, formatSummary, blockChannels } from './models/summary';
 export { countTrainableParams } from './zoo';
 
 export type { BackendChoice } from './backend';

@@ -71,7 +71,9 @@ test('startBatch resumes mid-epoch with exactly the same batches, augmentation i
     assert.deepEqual(b.images, ref.images);
     assert.deepEqual(b.labels, ref.labels);
   });
-  assert.equal((await collect(ds, 'train', { ...opts, startBatch: 99 })).length, 0);
+  // Past the end is an error, not an empty epoch that a resuming trainer would wait on forever.
+  assert.equal((await collect(ds, 'train', { ...opts, startBatch: 6 })).length, 0);
+  await assert.rejects(collect(ds, 'train', { ...opts, startBatch: 99 }), /startBatch 99 is past the end of the train split's epoch \(6 batches of 4\)/);
 }));
 
 test('augmentation changes with the epoch but not between runs', withData(async (ds) => {

@@ -4,14 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'child_process';
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { PNG } from 'pngjs';
 import * as zoo from '../src/zoo';
 import { init } from '../src/backend';
-import { readManifest, verifyWeights, weightDataFiles } from '../src/zoo/shipped-weights';
+import { readManifest, verifyWeights, weightsDigest } from '../src/zoo/shipped-weights';
+import { tfjsWeightsDigest } from '../src/weights/digest';
+import { loadTfjsWeights } from '../src/weights/tfjs-weights';
 
 const EXPERIMENTS = path.join(__dirname, '../experiments');
 const FASHION_MNIST = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz';
@@ -24,20 +25,14 @@ function runQuick(name: string): { out: string; result: Record<string, any> } {
   return { out, result: JSON.parse(fs.readFileSync(path.join(out, `${name}.json`), 'utf8')) };
 }
 
-function sha256(files: string[]): string {
-  const h = crypto.createHash('sha256');
-  files.forEach((f) => h.update(fs.readFileSync(f)));
-  return h.digest('hex');
-}
-
-function checkRun(name: string, model: string, metric: string): { out: string; result: Record<string, any> } {
+async function checkRun(name: string, model: string, metric: string): Promise<{ out: string; result: Record<string, any> }> {
   const run = runQuick(name);
   const { out, result } = run;
   for (const k of ['command', 'backend', 'machine', 'date', 'seed', 'wallSeconds', 'table']) assert.ok(result[k] !== undefined, `${name}.json lacks ${k}`);
   const [record] = readManifest(path.join(out, 'weights', 'manifest.json'));
   assert.equal(record.model, model);
   assert.equal(record.tag, name);
-  assert.equal(record.sha256, sha256(weightDataFiles(path.join(out, 'weights', model, name, 'model.json'))));
+  assert.equal(record.sha256, await weightsDigest(path.join(out, 'weights', model, name, 'model.json'), 'tfjs'));
   assert.equal(record.training?.steps, 3);
   assert.ok(record.command?.startsWith(`densenet train ${model}`));
   const ours = result.data.evaluation.metrics[metric];
@@ -49,8 +44,8 @@ function checkRun(name: string, model: string, metric: string): { out: string; r
   return run;
 }
 
-test('exp:fashion-mnist --quick trains, ships the weights with their sha256 and checks the copy', { skip }, () => {
-  const { out, result } = checkRun('fashion-mnist', 'densenet-bc-100-k12', 'top1');
+test('exp:fashion-mnist --quick trains, ships the weights with their sha256 and checks the copy', { skip }, async () => {
+  const { out, result } = await checkRun('fashion-mnist', 'densenet-bc-100-k12', 'top1');
   assert.equal(result.data.weights.numClasses, 10);
   assert.deepEqual(result.data.weights.inputShape, [28, 28, 1]);
   // Run again: the run folder holds a finished run, so it is continued (no new steps) and re-evaluated.
@@ -61,8 +56,8 @@ test('exp:fashion-mnist --quick trains, ships the weights with their sha256 and 
   assert.equal(readManifest(path.join(out, 'weights', 'manifest.json')).length, 1, 'the record is replaced, not added');
 });
 
-test('exp:fashion-mosaics --quick also draws held-out predictions', { skip }, () => {
-  const { out } = checkRun('fashion-mosaics', 'fc-densenet56', 'meanIoU');
+test('exp:fashion-mosaics --quick also draws held-out predictions', { skip }, async () => {
+  const { out } = await checkRun('fashion-mosaics', 'fc-densenet56', 'meanIoU');
   const figure = PNG.sync.read(fs.readFileSync(path.join(out, 'fashion-mosaics-predictions.png')));
   assert.ok(figure.height > figure.width, 'one row per mosaic');
 });
@@ -80,7 +75,7 @@ test('every shipped weight record verifies, loads as its tag and has its metadat
   assert.ok(zoo.info('densenet-bc-100-k12').weights.some((w) => w.tag === 'fashion-mnist'), 'the zoo offers the tag');
   for (const record of shipped) {
     const source = zoo.resolveWeights(record.model, record.tag);
-    verifyWeights(source);
+    await verifyWeights(source);
     assert.ok(record.training && record.metrics && record.normalization && record.classNames, `${record.model} '${record.tag}' metadata`);
     const model = await zoo.load(record.model, { weights: record.tag });
     assert.deepEqual(model.inputs[0].shape.slice(1), record.inputShape);
@@ -89,13 +84,54 @@ test('every shipped weight record verifies, loads as its tag and has its metadat
   }
 });
 
-test('a damaged weights file is refused with the file and both hashes named', () => {
+/** A model.json with two float32 weights, 'a' [2] then 'b' [2], over one shard. */
+function twoWeightModel(dir: string, names = ['a', 'b']): string {
+  const file = path.join(dir, 'model.json');
+  const weights = names.map((name) => ({ name, shape: [2], dtype: 'float32' }));
+  fs.writeFileSync(file, JSON.stringify({ modelTopology: {}, weightsManifest: [{ paths: ['w.bin'], weights }] }));
+  fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer));
+  return file;
+}
+
+test('a damaged weights file is refused with the file and both hashes named', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'damaged-'));
-  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ modelTopology: {}, weightsManifest: [{ paths: ['w.bin'], weights: [] }] }));
-  fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.from([1, 2, 3, 4]));
-  const good = sha256([path.join(dir, 'w.bin')]);
-  const source = { tag: 't', description: '', url: path.join(dir, 'model.json'), format: 'tfjs' as const, numClasses: 1, inChannels: 1, sha256: good };
-  verifyWeights(source);
-  fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.from([1, 2, 3, 5]));
-  assert.throws(() => verifyWeights(source), (e: Error) => e.message.includes(`weight data of ${source.url}`) && e.message.includes(good) && e.message.includes("tag 't'"));
+  const url = twoWeightModel(dir);
+  const specs = ['a', 'b'].map((name) => ({ name, shape: [2], dtype: 'float32' as const }));
+  const good = tfjsWeightsDigest(specs, new Float32Array([1, 2, 3, 4]).buffer);
+  const source = { tag: 't', description: '', url, format: 'tfjs' as const, numClasses: 1, inChannels: 1, sha256: good };
+  await verifyWeights(source);
+  const bytes = fs.readFileSync(path.join(dir, 'w.bin'));
+  bytes[0] ^= 1;
+  fs.writeFileSync(path.join(dir, 'w.bin'), bytes);
+  await assert.rejects(verifyWeights(source), (e: Error) => e.message.startsWith(`${url}: sha256 of its weights`) && e.message.includes(good) && e.message.includes("tag 't'"));
+});
+
+test("the sha256 covers model.json's weight list: two tensors' names swapped fail the check", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swapped-'));
+  const url = twoWeightModel(dir);
+  const good = await weightsDigest(url, 'tfjs');
+  twoWeightModel(dir, ['b', 'a']);
+  const source = { tag: 't', description: '', url, format: 'tfjs' as const, numClasses: 1, inChannels: 1, sha256: good };
+  await assert.rejects(verifyWeights(source), /sha256 of its weights .* not the .* of tag 't'; the files are damaged or replaced/);
+});
+
+test('a shipped model.json with swapped tensor names is refused when loaded by its tag', async () => {
+  await init('cpu', { log: null });
+  const [record] = readManifest();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swapped-tag-'));
+  const shipped = zoo.resolveWeights(record.model, record.tag).url;
+  const json = JSON.parse(fs.readFileSync(shipped, 'utf8'));
+  const w = json.weightsManifest[0].weights;
+  const [i, j] = [w.findIndex((x: any) => x.name.endsWith('moving_mean')), w.findIndex((x: any) => x.name.endsWith('moving_variance'))];
+  [w[i].name, w[j].name] = [w[j].name, w[i].name]; // same shapes: only the hash can tell
+  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(json));
+  for (const p of json.weightsManifest[0].paths) fs.copyFileSync(path.join(path.dirname(shipped), p), path.join(dir, p));
+  const model = zoo.create(record.model, { numClasses: record.numClasses, inputShape: record.inputShape });
+  try {
+    await assert.rejects(
+      loadTfjsWeights(model, path.join(dir, 'model.json'), {}, { sha256: record.sha256!, owner: `tag '${record.tag}'` }),
+      /sha256 of its weights/);
+  } finally {
+    model.dispose();
+  }
 });

@@ -49,6 +49,13 @@ test('weights for 10 classes into a 3-class model: the backbone is loaded, the h
     assert.deepEqual(differing(values(three, isHead), values(fresh, isHead)), [], 'the head is the seeded fresh one');
     fresh.dispose();
     assert.deepEqual(three.card.classNames, ['class 0', 'class 1', 'class 2']);
+    const freshTen = await zoo.load('densenet121', { ...fixtureOptions(), numClasses: cfg.num_classes, seed: 5, weights: WEIGHTS, freshHead: true });
+    const seededTen = zoo.create('densenet121', { ...fixtureOptions(), numClasses: cfg.num_classes, seed: 5 });
+    assert.equal(freshTen.card.weights?.headLoaded, false, 'freshHead: a head that fits is still left fresh');
+    assert.deepEqual(differing(values(freshTen, isHead), values(seededTen, isHead)), []);
+    assert.deepEqual(differing(values(freshTen, (n) => !isHead(n)), values(ten, (n) => !isHead(n))), []);
+    freshTen.dispose();
+    seededTen.dispose();
   } finally {
     three.dispose();
     ten.dispose();

@@ -114,5 +114,5 @@ test('densenet train --weights: fine-tunes from torchvision-layout weights, reco
   assert.notEqual(refused.status, 0);
   assert.match(stderrErrorLines(refused.stderr)[0], /--weights imagenet differs from the run's .*tiny-densenet\.safetensors/);
   const noWeights = runCli(['train', TINY_MODEL, ...TINY_ARGS, '--dataset', 'fashion-mnist', '--data', data, '--freeze-backbone', '--out', join(tmp.dir, 'x')]);
-  assert.match(stderrErrorLines(noWeights.stderr)[0], /--freeze-backbone and --backbone-lr-mult fine-tune trained weights: give --weights too/);
+  assert.match(stderrErrorLines(noWeights.stderr)[0], /--freeze-backbone, --backbone-lr-mult and --fresh-head fine-tune trained weights: give --weights too/);
 });

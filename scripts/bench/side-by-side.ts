@@ -1,16 +1,15 @@
 // Our training step next to PyTorch's on the same machine, same model, batch and thread
 // count, each mode in its own process so that peak resident memory is per mode:
 //   node dist/scripts/bench/side-by-side.js densenet-bc-100-k12 --batch 64 [--input 32x32x3] [--threads 1] [--steps 3]
-import { spawnSync } from 'child_process';
-import * as path from 'path';
 import { Command } from 'commander';
 import * as tf from '../../src/tf';
 import { init } from '../../src/backend';
-import { measureMode, zooFactory } from '../../src/measure/memory';
+import {
+  CHILD_FLAG, ChildFailure, MODES, ModeJob, measureJob, printChildResult, runInChild, runPyTorchReference,
+} from '../../src/measure/child-process';
 import { trainingHarness } from '../../src/measure/training-step';
 import * as zoo from '../../src/zoo';
 import { peakRssBytes } from '../../src/process-memory';
-import { PACKAGE_ROOT } from '../../src/package-root';
 
 interface Row {
   implementation: string;
@@ -22,38 +21,25 @@ interface Row {
   maxRssBytes: number;
 }
 
-const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
-
-/** Child process: one mode of ours, printed as JSON. */
-async function child(name: string, mode: string, batch: number, inputShape: [number, number, number], steps: number): Promise<void> {
+/** Child process: one mode of ours, its training step and then its inference. */
+async function child(job: ModeJob): Promise<void> {
   const b = await init(undefined, { log: null });
-  const efficient = mode === 'efficient';
-  const m = await measureMode(zooFactory(name, { inputShape }), efficient, { batch, inputShape, steps });
-  const model = zoo.create(name, { inputShape, memoryEfficient: efficient });
-  const h = trainingHarness(model, batch);
+  const m = await measureJob(job);
+  const model = zoo.create(job.zoo, { inputShape: job.input, memoryEfficient: job.mode === 'efficient' });
+  const h = trainingHarness(model, job.batch);
   h.predict();
   const start = Date.now();
-  for (let i = 0; i < steps; i++) h.predict();
-  const inferMs = (Date.now() - start) / steps;
+  for (let i = 0; i < job.steps; i++) h.predict();
+  const inferMs = (Date.now() - start) / job.steps;
   const row: Row = {
-    implementation: `densenet-zoo (${b.name}, tfjs ${tf.version_core})`, mode, msPerStep: m.msPerStep,
-    trainImagesPerSec: (1000 * batch) / m.msPerStep, inferenceImagesPerSec: (1000 * batch) / inferMs,
+    implementation: `densenet-zoo (${b.name}, tfjs ${tf.version_core})`, mode: job.mode, msPerStep: m.msPerStep,
+    trainImagesPerSec: (1000 * job.batch) / m.msPerStep, inferenceImagesPerSec: (1000 * job.batch) / inferMs,
     peakTensorBytes: m.peakBytes, maxRssBytes: peakRssBytes(),
   };
-  process.stdout.write(JSON.stringify(row) + '\n');
+  printChildResult(row);
 }
 
-function run(cmd: string, args: string[]): Row | { error: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env: process.env, maxBuffer: 1 << 24 });
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  try {
-    return JSON.parse(line) as Row;
-  } catch {
-    return { error: (r.stderr || r.stdout || `exit ${r.status}`).trim().split('\n').pop()! };
-  }
-}
-
-function table(rows: Array<Row | { error: string }>, labels: string[]): string {
+function table(rows: Array<Row | ChildFailure>, labels: string[]): string {
   const mb = (b?: number) => (b === undefined ? '' : (b / 1e6).toFixed(0));
   const lines = [
     '| implementation | mode | ms/step | train img/s | inference img/s | peak tensor MB | peak RSS MB |',
@@ -72,25 +58,24 @@ async function main(): Promise<void> {
     .option('--input <HxWxC>', 'input size (default: the model\'s)')
     .option('--threads <n>', 'PyTorch threads (ours: the backend\'s own)', Number, 1)
     .option('--steps <n>', 'timed steps', Number, 3)
-    .option('--child <mode>', 'internal: run one mode of ours and print JSON')
+    .option(`${CHILD_FLAG} <job>`, 'internal: run one mode of ours and print JSON')
     .parse(process.argv);
   const name = program.args[0];
   const opts = program.opts<{ batch: number; input?: string; threads: number; steps: number; child?: string }>();
   const inputShape = (opts.input ? opts.input.split('x').map(Number) : zoo.info(name).input.shape) as [number, number, number];
-  if (opts.child) return child(name, opts.child, opts.batch, inputShape, opts.steps);
-  const modes = ['naive', 'efficient'];
+  if (opts.child) return child(JSON.parse(opts.child) as ModeJob);
   const labels: string[] = [];
-  const rows: Array<Row | { error: string }> = [];
-  for (const mode of modes) {
+  const rows: Array<Row | ChildFailure> = [];
+  for (const mode of MODES) {
     labels.push(`densenet-zoo ${mode}`);
-    rows.push(run(process.execPath, [__filename, name, '--batch', String(opts.batch), '--input', inputShape.join('x'), '--steps', String(opts.steps), '--child', mode]));
+    const job: ModeJob = { zoo: name, input: inputShape, batch: opts.batch, mode, steps: opts.steps };
+    // The name and batch only satisfy the argument parser; the job says what to measure.
+    rows.push(runInChild<Row>(__filename, job, [name, '--batch', String(opts.batch)]));
   }
-  for (const mode of modes) {
+  for (const mode of MODES) {
     labels.push(`pytorch ${mode}`);
-    const py = run(PYTHON, [path.join(PACKAGE_ROOT, 'scripts', 'bench', 'pytorch_reference.py'), '--model', name, '--batch', String(opts.batch),
-      '--input', inputShape.join('x'), '--mode', mode, '--threads', String(opts.threads), '--steps', String(opts.steps)]);
-    if (!('error' in py)) py.implementation = `${py.implementation ?? (py as unknown as { framework: string }).framework}, ${opts.threads} thread(s)`;
-    rows.push(py);
+    const py = runPyTorchReference({ model: name, batch: opts.batch, input: inputShape, mode, threads: opts.threads, steps: opts.steps });
+    rows.push('error' in py ? py : { ...py, implementation: `${py.framework}, ${opts.threads} thread(s)`, mode });
   }
   process.stdout.write(`${name}, batch ${opts.batch}, input ${inputShape.join('x')}\n${table(rows, labels)}\n`);
 }

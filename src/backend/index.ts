@@ -159,10 +159,13 @@ export async function init(requested?: string, options: InitOptions = {}): Promi
 
 let initialising: Promise<BackendChoice> | undefined;
 
-/** The active backend, initialising the default one on first use (once, however many callers wait). */
+/**
+ * The active backend, initialising the default one on first use (once, however many callers wait).
+ * Silent, as library code should be: `backend.init()` is the call that names the backend it chose.
+ */
 export function ensure(): Promise<BackendChoice> {
   if (active && tf.getBackend() === active.tfjsName) return Promise.resolve(active);
-  initialising ??= init().finally(() => {
+  initialising ??= init(undefined, { log: null }).finally(() => {
     initialising = undefined;
   });
   return initialising;

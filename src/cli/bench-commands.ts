@@ -116,6 +116,17 @@ export function registerBenchCommands(program: Command): void {
     });
 }
 
+/** The planner runs the real step on data-less tensors, but the input batch is still one typed array: bound it. */
+const MAX_PLANNED_INPUT_VALUES = 2 ** 31;
+
+function checkPlannable(name: string, opts: ArchitectureFlags & { input?: [number, number, number] | [number, number]; classes?: number; batch: number }): void {
+  const [h, w, c] = zoo.resolve(name, { ...architectureOptions(opts), inputShape: opts.input, numClasses: opts.classes }).spec.inputShape;
+  const values = opts.batch * h * w * c;
+  if (values > MAX_PLANNED_INPUT_VALUES) {
+    throw new Error(`--batch ${opts.batch} of ${h}x${w}x${c} inputs is ${values.toExponential(2)} values; the planner takes input batches of at most ${MAX_PLANNED_INPUT_VALUES} values (2^31)`);
+  }
+}
+
 export function registerPlanCommand(program: Command): void {
   addArchitectureFlags(program
     .command('plan <name>')
@@ -128,6 +139,8 @@ export function registerPlanCommand(program: Command): void {
     .action(async (name: string, opts: ArchitectureFlags & { input?: [number, number, number]; classes?: number; batch: number; budget: string; json?: boolean }) => {
       zoo.info(name);
       const budgetBytes = parseBytes(opts.budget);
+      if (!Number.isSafeInteger(budgetBytes)) throw new Error(`--budget '${opts.budget}': expected a size below ${Number.MAX_SAFE_INTEGER} bytes`);
+      checkPlannable(name, opts);
       await initBackend(program);
       const p = await planMemory(name, { ...architectureOptions(opts), batch: opts.batch, budgetBytes, inputShape: opts.input, numClasses: opts.classes });
       process.stdout.write((opts.json ? JSON.stringify(p, null, 2) : formatPlan(p)) + '\n');

@@ -8,7 +8,9 @@ import type { Dataset, Split } from '../data/dataset';
 import type { MosaicOptions } from '../data/mosaics';
 import type { ModelOptions, ModelSpec, ZooModel } from '../zoo';
 import { MODEL_JSON } from '../weights/file-io';
-import { loadCheckpointModel, readCheckpointState, isCheckpointDir, LoadedCheckpoint, resolveCheckpointDir } from '../train/checkpoint';
+import {
+  abandonCheckpointWrites, loadCheckpointModel, readCheckpointState, isCheckpointDir, LoadedCheckpoint, resolveCheckpointDir,
+} from '../train/checkpoint';
 import { checkDataMatches, dataSpecFor, modelOptionsForDataset, openDatasetFromSpec } from '../train/data-spec';
 import { evaluate, EvalResult } from '../train/evaluate';
 import { defaultRecipe, applyOverrides, ConfigOverrides, RECIPE_NAMES, resolveConfig, TrainConfig } from '../train/recipes';
@@ -45,6 +47,7 @@ interface TrainFlags extends ArchitectureFlags {
   classes?: number;
   freezeBackbone?: boolean;
   backboneLrMult?: number;
+  freshHead?: boolean;
   seed?: number;
   logEvery?: number;
   evalLimit?: number;
@@ -92,6 +95,7 @@ function fixedOnResume(state: LoadedCheckpoint['state']): Array<[keyof TrainFlag
     ['depth', '--depth', state.model.depth], ['growth', '--growth', state.model.growthRate], ['dropRate', '--drop-rate', state.model.dropRate],
     ['blockLayers', '--block-layers', state.model.blockLayers], ['stemChannels', '--stem-channels', state.model.stemChannels], ['stemNorm', '--stem-norm', state.model.stemNorm],
     ['weights', '--weights', state.initialWeights?.source], ['freezeBackbone', '--freeze-backbone', state.config.freezeBackbone],
+    ['freshHead', '--fresh-head', state.initialWeights && !state.initialWeights.headLoaded],
     ['crop', '--crop', state.config.crop], ['optimizer', '--optimizer', state.config.optimizer], ['evalSplit', '--eval-split', state.data.evalSplit],
     ['mosaicSize', '--mosaic-size', mosaic.size], ['mosaicTrain', '--mosaic-train', mosaic.trainCount], ['mosaicTest', '--mosaic-test', mosaic.testCount],
   ];
@@ -144,8 +148,8 @@ async function prepareFresh(name: string, out: string, f: Partial<TrainFlags>, a
     throw new Error(`${out} already holds a run (${path.join(out, LAST)}); pass --resume to continue it, or choose another --out`);
   }
   const e = zoo.info(name);
-  if ((all.freezeBackbone || all.backboneLrMult !== undefined) && !all.weights) {
-    throw new Error('--freeze-backbone and --backbone-lr-mult fine-tune trained weights: give --weights too');
+  if ((all.freezeBackbone || all.backboneLrMult !== undefined || all.freshHead) && !all.weights) {
+    throw new Error('--freeze-backbone, --backbone-lr-mult and --fresh-head fine-tune trained weights: give --weights too');
   }
   const recipeName = all.recipe ?? defaultRecipe(e.arch.family, e.arch.family === 'densenet' ? e.arch.stem : undefined);
   const config = resolveConfig(recipeName, configOverrides(f));
@@ -165,7 +169,7 @@ async function prepareFresh(name: string, out: string, f: Partial<TrainFlags>, a
   if (!all.weights) return { model: zoo.resolve(name, options).spec, dataset, config, data };
   const model = zoo.create(name, { ...options, seed: config.seed });
   try {
-    await zoo.loadWeights(model, initialWeightsPath(all.weights));
+    await zoo.loadWeights(model, initialWeightsPath(all.weights), { freshHead: all.freshHead });
   } catch (err) {
     model.dispose();
     throw err;
@@ -174,15 +178,31 @@ async function prepareFresh(name: string, out: string, f: Partial<TrainFlags>, a
   return { model, dataset, config, data };
 }
 
-/** Ctrl-C once: finish the step, write a checkpoint, exit 130. Twice: exit at once (the previous checkpoint stays). */
-function installStopHandler(stop: StopSignal, note: (text: string) => void): () => void {
+/** What a process quitting now leaves in the run folder, in words. */
+function keptCheckpoint(out: string): string {
+  if (!isCheckpointDir(out)) return 'no checkpoint had been written yet';
+  const { dir, state } = readCheckpointState(out);
+  return `the checkpoint of step ${state.position.step} in ${dir} is kept`;
+}
+
+/**
+ * Ctrl-C once: finish the step, write a checkpoint, exit 130. Twice: quit without the new checkpoint,
+ * but never in the middle of a checkpoint write: one being written is abandoned first (the previous stays).
+ */
+function installStopHandler(stop: StopSignal, out: string, note: (text: string) => void): () => void {
+  let quitting = false;
   const onSigint = () => {
+    if (quitting) return;
     if (stop.requested) {
-      process.stderr.write('\nsecond Ctrl-C: quitting without waiting; the previous checkpoint is kept\n');
-      process.exit(INTERRUPTED_EXIT_CODE);
+      quitting = true;
+      abandonCheckpointWrites(() => {
+        process.stderr.write(`\nsecond Ctrl-C: quitting; ${keptCheckpoint(out)}\n`);
+        process.exit(INTERRUPTED_EXIT_CODE);
+      });
+      return;
     }
     stop.requested = true;
-    note('Ctrl-C: finishing this step and writing a checkpoint (press Ctrl-C again to quit at once)');
+    note('Ctrl-C: finishing this step and writing a checkpoint (press Ctrl-C again to quit without it)');
   };
   process.on('SIGINT', onSigint);
   return () => process.off('SIGINT', onSigint);
@@ -210,6 +230,7 @@ function registerTrain(program: Command): void {
     .option('--weights <w>', 'fine-tune: start from these weights (a tag such as imagenet, a .safetensors file, a tfjs model.json or a checkpoint folder); a head for other classes starts fresh')
     .option('--classes <n>', 'fine-tune: classes of the new head (must be the dataset\'s; checked)', parsePositiveInt('--classes'))
     .option('--freeze-backbone', 'fine-tune: train the classifier only; the backbone runs in inference mode')
+    .option('--fresh-head', 'fine-tune: start the classifier fresh even where the weights have one that fits')
     .option('--backbone-lr-mult <x>', 'fine-tune: the backbone\'s learning rate as a multiple of the head\'s (e.g. 0.1)', parseNonNegative('--backbone-lr-mult'))
     .option('--seed <n>', 'seed of data order, augmentation and dropout', parseInteger('--seed'))
     .option('--log-every <n>', 'progress line and metrics.jsonl entry every n steps', parsePositiveInt('--log-every'))
@@ -230,7 +251,7 @@ function registerTrain(program: Command): void {
       const run = flags.resume ? prepareResume(name, out, typed, flags) : await prepareFresh(name, out, typed, flags);
       const reporter = defaultReporter();
       const stop: StopSignal = { requested: false };
-      const removeHandler = installStopHandler(stop, (t) => reporter.note(t));
+      const removeHandler = installStopHandler(stop, out, (t) => reporter.note(t));
       let result;
       try {
         result = await train({ ...run, out, reporter, stop, backend: chosen.name });

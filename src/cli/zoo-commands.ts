@@ -1,4 +1,5 @@
 // `zoo list`, `summary`, `convert`, `predict` and `doctor`.
+import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import * as tf from '../tf';
@@ -10,10 +11,48 @@ import { writeSegmentationOverlay } from '../inference/predict';
 import { isCheckpointDir, loadCheckpointModel } from '../train/checkpoint';
 import { saveLayersModelToFile } from '../weights/file-io';
 import { addArchitectureFlags, architectureOptions, ArchitectureFlags, parseInputShape, parsePositiveInt } from './model-flags';
-import { loadTorchvisionSafetensors } from '../weights/torchvision';
+import { loadTorchvisionStateDict } from '../weights/torchvision';
+import { readSafetensors } from '../weights/safetensors';
+import { parseKeyRule, readPytorchCheckpoint } from '../weights/pytorch';
+import { WEIGHTS_CARD_KEY } from '../weights/tfjs-weights';
 
 export async function initBackend(program: Command): Promise<backend.BackendChoice> {
   return backend.init(program.opts().backend);
+}
+
+interface ConvertFlags {
+  arch: string;
+  out: string;
+  classes?: number;
+  input?: [number, number, number];
+  keyMap: string[];
+  mean?: number[];
+  std?: number[];
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function parseFloats(flag: string) {
+  return (text: string): number[] => {
+    const values = text.split(',').map((v) => Number(v.trim()));
+    if (values.some((v) => !Number.isFinite(v))) throw new Error(`${flag} '${text}': expected comma-separated numbers, e.g. 0.485,0.456,0.406`);
+    return values;
+  };
+}
+
+/** A --key-map value: one rule, or a JSON file holding a list of rules. */
+function keyRulesFrom(value: string): string[] {
+  if (!/\.json$/i.test(value)) return [value];
+  let rules: unknown;
+  try {
+    rules = JSON.parse(fs.readFileSync(value, 'utf8'));
+  } catch (err) {
+    throw new Error(`--key-map ${value}: not a readable JSON file (${(err as Error).message})`);
+  }
+  if (!Array.isArray(rules) || !rules.every((r) => typeof r === 'string')) {
+    throw new Error(`--key-map ${value}: expected a JSON list of "from_regex=to" strings`);
+  }
+  return rules;
 }
 
 /** A checkpoint folder of `densenet train` (its model, normalisation and classes), or the zoo model with weights. */
@@ -63,19 +102,34 @@ export function registerZooCommands(program: Command): void {
       print(!!opts.json, s, () => formatSummary(s));
     });
 
-  program
+  addArchitectureFlags(program
     .command('convert <weights>')
-    .description('convert a torchvision/timm .safetensors DenseNet state dict into a tfjs model directory')
+    .description('convert DenseNet weights (torchvision/timm .safetensors, or a PyTorch .pth/.pt checkpoint) into a tfjs model directory')
     .requiredOption('--arch <name>', 'zoo architecture the weights belong to')
     .requiredOption('--out <dir>', 'output directory (model.json + weights)')
     .option('--classes <n>', 'classes of the weights (default: the record\'s)', parsePositiveInt('--classes'))
-    .action(async (file: string, opts: { arch: string; out: string; classes?: number }) => {
+    .option('--input <HxWxC>', 'input size the weights were trained at', parseInputShape)
+    .option('--key-map <rule>', 'PyTorch checkpoints: rename keys to torchvision\'s with from_regex=to (repeatable, applied in order), or a JSON file of such rules', collect, [])
+    .option('--mean <list>', 'per-channel mean the weights expect on [0, 1] pixels, stored with them', parseFloats('--mean'))
+    .option('--std <list>', 'per-channel std the weights expect, stored with them', parseFloats('--std')))
+    .action(async (file: string, opts: ArchitectureFlags & ConvertFlags) => {
       zoo.info(opts.arch);
+      if ((opts.mean === undefined) !== (opts.std === undefined)) throw new Error('--mean and --std go together');
       await initBackend(program);
-      const model = zoo.create(opts.arch, { numClasses: opts.classes });
-      const report = await loadTorchvisionSafetensors(model, file, { skipClassifier: false, adaptInputChannels: false });
-      await saveLayersModelToFile(model, opts.out);
-      process.stdout.write(`wrote ${path.join(opts.out, 'model.json')}: ${report.loaded.length} tensors from ${file}\n`);
+      const model = zoo.create(opts.arch, { ...architectureOptions(opts), numClasses: opts.classes, inputShape: opts.input });
+      try {
+        const keyMap = opts.keyMap.flatMap(keyRulesFrom).map(parseKeyRule);
+        const format = zoo.resolveWeights(opts.arch, file).format;
+        if (format === 'tfjs') throw new Error(`${file}: expected a .safetensors or PyTorch .pth/.pt file`);
+        const state = format === 'pytorch' ? await readPytorchCheckpoint(file, keyMap) : await readSafetensors(file);
+        const report = loadTorchvisionStateDict(model, state, { skipClassifier: false, adaptInputChannels: false });
+        if (opts.mean && opts.std) model.setUserDefinedMetadata({ [WEIGHTS_CARD_KEY]: { normalization: { mean: opts.mean, std: opts.std } } });
+        await saveLayersModelToFile(model, opts.out);
+        const under = 'foundUnder' in state && state.foundUnder ? ` (found under '${state.foundUnder}')` : '';
+        process.stdout.write(`wrote ${path.join(opts.out, 'model.json')}: ${report.loaded.length} tensors from ${file}${under}\n`);
+      } finally {
+        model.dispose();
+      }
     });
 
   program
@@ -88,6 +142,11 @@ export function registerZooCommands(program: Command): void {
     .action(async (name: string, image: string, opts: { weights?: string; top: number; out?: string; json?: boolean }) => {
       zoo.info(name);
       const decoded = decodeImageFile(image);
+      if (!opts.weights) {
+        const tags = zoo.info(name).weights.map((w) => w.tag);
+        process.stderr.write(`densenet: warning: no --weights: ${name} has random weights, so its predictions mean nothing` +
+          `${tags.length ? `; give --weights ${tags.join(' or ')}` : ''}, a weights file or a checkpoint folder\n`);
+      }
       await initBackend(program);
       const model = await loadForPrediction(name, opts.weights);
       try {

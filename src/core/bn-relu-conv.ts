@@ -23,14 +23,6 @@ export interface ChannelStats {
   invStd: tf.Tensor1D;
 }
 
-export interface UnitGrads {
-  dx: tf.Tensor4D;
-  dGamma: tf.Tensor1D;
-  dBeta: tf.Tensor1D;
-  dKernel: tf.Tensor4D;
-  dBias?: tf.Tensor1D;
-}
-
 const SPATIAL_AXES = [0, 1, 2];
 
 /** Batch mean and variance over N, H, W; variance is the biased one, as tfjs-layers' BatchNormalization uses. */
@@ -80,7 +72,7 @@ export function conv(x: tf.Tensor4D, w: ConvWeights): tf.Tensor4D {
 }
 
 /** Gradients of conv(x) for the input and the weights; `x` is the conv's input. */
-export function convBackward(
+function convBackward(
   x: tf.Tensor4D,
   w: ConvWeights,
   dy: tf.Tensor4D,

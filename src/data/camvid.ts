@@ -9,6 +9,7 @@ import type { Normalization, Split } from './dataset';
 import { dataError } from './errors';
 import { requireDirectory } from './files';
 import { RawSamples, StreamingDataset } from './streaming';
+import { ImageHeader, imageSizeProblem, pngHeader } from './image-file';
 
 export const CAMVID_CLASSES: readonly string[] = [
   'Sky', 'Building', 'Pole', 'Road', 'Pavement', 'Tree',
@@ -41,22 +42,19 @@ interface Pair {
   label: string;
 }
 
-interface PngHeader {
-  width: number;
-  height: number;
-}
-
-/** Width and height from a PNG's IHDR chunk, without decoding the image. */
-export function readPngHeader(file: string, bytes: Uint8Array): PngHeader {
-  const signature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-  if (bytes.length < 24 || signature.some((b, i) => bytes[i] !== b)) {
-    throw dataError(file, 'is not a PNG file (no PNG signature and IHDR header)');
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return { width: view.getUint32(16), height: view.getUint32(20) };
+/** Width and height from a PNG's IHDR chunk, without decoding the image; refused past MAX_IMAGE_PIXELS. */
+export function readPngHeader(file: string, bytes: Uint8Array): ImageHeader {
+  const header = pngHeader(bytes);
+  if (!header) throw dataError(file, 'is not a PNG file (no PNG signature and IHDR header)');
+  const problem = imageSizeProblem(header);
+  if (problem) throw dataError(file, `is not decoded: ${problem}`);
+  return header;
 }
 
 function decodePng(file: string, bytes: Uint8Array, skipRescale: boolean) {
+  const header = pngHeader(bytes);
+  const problem = header && imageSizeProblem(header);
+  if (problem) throw dataError(file, `is not decoded: ${problem}`);
   try {
     return PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { skipRescale });
   } catch (err) {

@@ -5,6 +5,9 @@ import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { dataError } from './errors';
 
+/** Largest IDX data unpacked from gzip (Fashion-MNIST's training images are 47 MB): a corrupt or crafted gzip stops here. */
+export const MAX_IDX_BYTES = 2 ** 30;
+
 /** Element type code of unsigned bytes, the only one these datasets use. */
 const UBYTE = 0x08;
 
@@ -26,7 +29,7 @@ export function decodeIdx(bytes: Uint8Array, file: string, ndims: number): IdxAr
   let buf = bytes;
   if (isGzip(buf)) {
     try {
-      buf = gunzipSync(buf);
+      buf = gunzipSync(buf, { maxOutputLength: MAX_IDX_BYTES });
     } catch (err) {
       throw dataError(file, `gzip data is truncated or corrupt (${(err as Error).message})`);
     }

@@ -77,6 +77,7 @@ export abstract class StreamingDataset implements Dataset {
     this.checkGeometryOptions(opts);
     const n = this.samplesUsed(split, opts.limit);
     const total = this.numBatches(split, opts);
+    if (startBatch > total) throw new Error(`batch option startBatch ${startBatch} is past the end of the ${split} split's epoch (${total} batches of ${batchSize})`);
     const order = epochOrder(n, seed, epoch, split, shuffle);
     for (let b = startBatch; b < total; b++) {
       const indices = order.slice(b * batchSize, Math.min(n, (b + 1) * batchSize));

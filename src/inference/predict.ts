@@ -42,6 +42,9 @@ export async function classify(model: tf.LayersModel, info: PredictionInfo, inpu
   const { values, indices } = tf.topk(probs, Math.min(topK, probs.shape[1]));
   try {
     const prob = await values.data();
+    if (!prob.every(Number.isFinite)) {
+      throw new Error(`${model.name}: the class probabilities are ${prob[0]}: the model's weights hold NaN or infinite values (load finite weights)`);
+    }
     const cls = Array.from(await indices.data());
     return cls.map((c, i) => ({ class: c, name: info.classNames[c] ?? `class ${c}`, probability: prob[i] }));
   } finally {
@@ -63,23 +66,59 @@ export interface Segmentation {
 
 const roundUp = (v: number, m: number) => Math.ceil(v / m) * m;
 
-/** A class per pixel at the image's own size (padded bottom/right to a multiple of 32 for the network, then cut back). */
-export async function segment(models: ModelForShape, info: PredictionInfo, input: ImageInput): Promise<Segmentation> {
+/**
+ * Largest image segmented at its own size: 1 megapixel (1024x1024). FC-DenseNet's activations take
+ * hundreds of bytes per pixel, so a larger image is segmented downsized to this many pixels and
+ * its labels scaled back up (nearest neighbour) to the image's size.
+ */
+export const SEGMENT_MAX_PIXELS = 1024 * 1024;
+
+export interface SegmentOptions {
+  /** Pixels of the largest network input (default SEGMENT_MAX_PIXELS). */
+  maxPixels?: number;
+}
+
+/** The size the network sees: the image's, or the image scaled down (aspect kept) to at most `maxPixels`. */
+export function segmentationInputSize(h: number, w: number, maxPixels: number): [number, number] {
+  if (h * w <= maxPixels) return [h, w];
+  const scale = Math.sqrt(maxPixels / (h * w));
+  return [Math.max(1, Math.floor(h * scale)), Math.max(1, Math.floor(w * scale))];
+}
+
+/** Labels of an sh x sw map scaled to h x w by nearest neighbour. */
+function scaleLabels(labels: Int32Array, sh: number, sw: number, h: number, w: number): Int32Array {
+  if (sh === h && sw === w) return labels;
+  const out = new Int32Array(h * w);
+  for (let y = 0; y < h; y++) {
+    const row = Math.min(sh - 1, Math.floor(((y + 0.5) * sh) / h)) * sw;
+    for (let x = 0; x < w; x++) out[y * w + x] = labels[row + Math.min(sw - 1, Math.floor(((x + 0.5) * sw) / w))];
+  }
+  return out;
+}
+
+/**
+ * A class per pixel at the image's own size. The network sees the image (downsized past
+ * `maxPixels`) padded bottom/right to a multiple of 32; the labels are cut back and scaled up.
+ */
+export async function segment(models: ModelForShape, info: PredictionInfo, input: ImageInput, options: SegmentOptions = {}): Promise<Segmentation> {
   if (info.task !== 'segmentation') throw new Error(`a ${info.task} model cannot segment; use classify()`);
+  const maxPixels = options.maxPixels ?? SEGMENT_MAX_PIXELS;
+  if (!(maxPixels >= 1)) throw new Error(`maxPixels must be at least 1, got ${maxPixels}`);
   const image = typeof input === 'string' ? decodeImageFile(input) : input;
   const [h, w] = imageSize(image);
+  const [sh, sw] = segmentationInputSize(h, w, maxPixels);
   const c = info.preprocessing.inputShape[2];
-  const padded: [number, number, number] = [roundUp(h, SEGMENTATION_MULTIPLE), roundUp(w, SEGMENTATION_MULTIPLE), c];
+  const padded: [number, number, number] = [roundUp(sh, SEGMENTATION_MULTIPLE), roundUp(sw, SEGMENTATION_MULTIPLE), c];
   const model = models.get(padded);
-  const x = imageToInput(image, { ...info.preprocessing, inputShape: [h, w, c], resize: undefined });
+  const x = imageToInput(image, { ...info.preprocessing, inputShape: [sh, sw, c], resize: undefined });
   const labelsT = tf.tidy(() => {
     // Zero after normalisation is the mean colour: padding that looks like nothing in particular.
-    const xp = tf.pad(x, [[0, 0], [0, padded[0] - h], [0, padded[1] - w], [0, 0]]);
+    const xp = tf.pad(x, [[0, 0], [0, padded[0] - sh], [0, padded[1] - sw], [0, 0]]);
     const scores = model.predict(xp) as tf.Tensor4D;
-    return tf.slice(tf.argMax(scores, -1), [0, 0, 0], [1, h, w]);
+    return tf.slice(tf.argMax(scores, -1), [0, 0, 0], [1, sh, sw]);
   });
   try {
-    const labels = Int32Array.from(await labelsT.data());
+    const labels = scaleLabels(Int32Array.from(await labelsT.data()), sh, sw, h, w);
     const counts = new Array<number>(info.classNames.length).fill(0);
     for (const l of labels) counts[l]++;
     const colors = info.classNames.map((_, i) => info.palette?.[i] ?? classColor(i));

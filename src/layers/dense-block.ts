@@ -21,7 +21,7 @@ import {
 } from '../core/bn-relu-conv';
 import { dropoutMask } from '../core/dropout-mask';
 import { denseUnit } from './layer-names';
-import { UnitVariables, addUnitVariables, movingStats, readUnit, updateMovingStats } from './unit-variables';
+import { BATCH_NORM_DEFAULTS, UnitVariables, addUnitVariables, movingStats, readUnit, updateMovingStats } from './unit-variables';
 
 export interface DenseBlockArgs {
   name?: string;
@@ -74,8 +74,8 @@ export class DenseBlock extends tf.layers.Layer {
     this.dropRate = args.dropRate;
     this.memoryEfficient = args.memoryEfficient;
     this.outputMode = args.output;
-    this.epsilon = args.epsilon ?? 1e-5;
-    this.momentum = args.momentum ?? 0.9;
+    this.epsilon = args.epsilon ?? BATCH_NORM_DEFAULTS.epsilon;
+    this.momentum = args.momentum ?? BATCH_NORM_DEFAULTS.momentum;
   }
 
   get inputChannels(): number {

@@ -14,7 +14,7 @@ const SINGLE_KINDS = ['stem', 'final', 'classifier', 'bottleneck', 'head'] as co
 
 /** A stage of a model: numbered ones (`block2`, `transition_down3`) come once per level, from 1. */
 export type Stage = { kind: (typeof NUMBERED_KINDS)[number]; index: number } | { kind: (typeof SINGLE_KINDS)[number] };
-export type StageKind = Stage['kind'];
+type StageKind = Stage['kind'];
 
 export const stages = {
   stem: { kind: 'stem' } as Stage,
@@ -51,8 +51,8 @@ export const SEGMENTATION_HEAD = layerName(stages.head, 'conv');
 // ---------------------------------------------------------------------------------------------
 // Weights
 
-export const NORM_PARAMS = ['gamma', 'beta', 'moving_mean', 'moving_variance'] as const;
-export const CONV_PARAMS = ['kernel', 'bias'] as const;
+const NORM_PARAMS = ['gamma', 'beta', 'moving_mean', 'moving_variance'] as const;
+const CONV_PARAMS = ['kernel', 'bias'] as const;
 export type WeightParam = (typeof NORM_PARAMS)[number] | (typeof CONV_PARAMS)[number];
 
 /** A BN-ReLU-Conv unit's two parts: `norm`/`conv` in a transition, `norm1`/`conv1` (`norm2`/`conv2`: after the bottleneck) in a dense layer. */
@@ -67,7 +67,7 @@ export interface UnitScopes {
 export const TRANSITION_UNIT: UnitScopes = { norm: 'norm', conv: 'conv' };
 
 /** A part of dense layer `layer`, as a scope inside its block: `layer3/norm1`. */
-export function denseLayerScope(layer: number, part: UnitPart): string {
+function denseLayerScope(layer: number, part: UnitPart): string {
   return `layer${layer}/${part}`;
 }
 

@@ -4,7 +4,7 @@
 import * as tf from '../tf';
 import { bnRelu, channelStats, conv, unitBackward, unitForward, unitWeightList } from '../core/bn-relu-conv';
 import { TRANSITION_UNIT } from './layer-names';
-import { UnitVariables, addUnitVariables, movingStats, readUnit, updateMovingStats } from './unit-variables';
+import { BATCH_NORM_DEFAULTS, UnitVariables, addUnitVariables, movingStats, readUnit, updateMovingStats } from './unit-variables';
 
 export interface PreActivationConvArgs {
   name?: string;
@@ -34,8 +34,8 @@ export class PreActivationConv extends tf.layers.Layer {
     this.kernelSize = args.kernelSize;
     this.useBias = args.useBias;
     this.memoryEfficient = args.memoryEfficient;
-    this.epsilon = args.epsilon ?? 1e-5;
-    this.momentum = args.momentum ?? 0.9;
+    this.epsilon = args.epsilon ?? BATCH_NORM_DEFAULTS.epsilon;
+    this.momentum = args.momentum ?? BATCH_NORM_DEFAULTS.momentum;
   }
 
   build(inputShape: Shape): void {

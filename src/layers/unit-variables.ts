@@ -4,6 +4,9 @@ import * as tf from '../tf';
 import { UnitWeights } from '../core/bn-relu-conv';
 import { UnitScopes, WeightParam, weightName } from './layer-names';
 
+/** torch's BatchNorm2d defaults (its momentum 0.1 is Keras-style 0.9), for every BatchNorm of the zoo's models. */
+export const BATCH_NORM_DEFAULTS = { epsilon: 1e-5, momentum: 0.9 } as const;
+
 export interface UnitVariables {
   gamma: tf.LayerVariable;
   beta: tf.LayerVariable;

@@ -1,6 +1,7 @@
 // Pieces shared by the DenseNet and FC-DenseNet builders.
 import * as tf from '../tf';
 import { DenseBlock, DenseBlockArgs } from '../layers/dense-block';
+import { BATCH_NORM_DEFAULTS } from '../layers/unit-variables';
 
 export type InputShape = [number, number, number];
 
@@ -22,7 +23,7 @@ export function concat(name: string, parts: tf.SymbolicTensor[]): tf.SymbolicTen
 }
 
 export function batchNorm(name: string): tf.layers.Layer {
-  return tf.layers.batchNormalization({ name, axis: -1, epsilon: 1e-5, momentum: 0.9 });
+  return tf.layers.batchNormalization({ name, axis: -1, ...BATCH_NORM_DEFAULTS });
 }
 
 export function relu(name: string): tf.layers.Layer {

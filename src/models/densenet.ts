@@ -21,7 +21,7 @@ export interface DenseNetArch {
 }
 
 /** Smallest input side that survives the stem and every transition. */
-export function minimumInputSide(arch: DenseNetArch): number {
+function minimumInputSide(arch: DenseNetArch): number {
   const transitions = arch.blockLayers.length - 1;
   return (arch.stem === 'imagenet' ? 4 : 1) * 2 ** transitions;
 }

@@ -17,7 +17,7 @@ export interface FCDenseNetArch {
   dropRate: number;
 }
 
-export function inputMultiple(arch: FCDenseNetArch): number {
+function inputMultiple(arch: FCDenseNetArch): number {
   return 2 ** arch.downLayers.length;
 }
 

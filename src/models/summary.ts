@@ -35,7 +35,7 @@ function trainableParams(layer: tf.layers.Layer): number {
 }
 
 /** Multiply-adds of one forward pass of `layer` for a single image. */
-export function layerFlops(layer: tf.layers.Layer): number {
+function layerFlops(layer: tf.layers.Layer): number {
   const cls = layer.getClassName();
   const out = shapeOf(layer.output as tf.SymbolicTensor);
   const inp = shapeOf(layer.input as tf.SymbolicTensor);

@@ -22,6 +22,7 @@ import type { TrainConfig } from './recipes';
 import * as zoo from '../zoo';
 import type { ModelSpec, WeightsProvenance, ZooModel } from '../zoo';
 import type { InputShape } from '../models/common';
+import type { DataFingerprint } from './data-fingerprint';
 
 export const CHECKPOINT_FORMAT = 'densenet-zoo-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -85,6 +86,17 @@ export interface CheckpointState {
   lastEval?: EvalSummary;
   /** Wall-clock seconds spent training so far, over all runs. */
   trainSeconds: number;
+  /** The training data's split sizes and fingerprint; --resume refuses other data. Absent in older checkpoints. */
+  trainData?: DataFingerprint;
+  /** Settings changed by a --resume, at the step where each took effect. */
+  configChanges?: ConfigChange[];
+}
+
+export interface ConfigChange {
+  step: number;
+  setting: string;
+  from: unknown;
+  to: unknown;
 }
 
 export interface LoadedCheckpoint {
@@ -125,11 +137,52 @@ async function fsyncPath(p: string): Promise<void> {
   }
 }
 
-async function pauseIfAsked(stage: PauseStage, step: number): Promise<void> {
+/** A checkpoint being written; `abandoned` makes it stop before it replaces anything. */
+interface Write {
+  abandoned: boolean;
+  /** Ends a test-hook pause early. */
+  wake?: () => void;
+}
+
+const writes = new Set<Write>();
+const afterWrites: Array<() => void> = [];
+
+class WriteAbandoned extends Error {
+  constructor(target: string) {
+    super(`${target}: checkpoint write abandoned (a second Ctrl-C); the previous checkpoint is kept`);
+  }
+}
+
+/**
+ * Stops the checkpoint writes in progress before they replace anything (one already swapping
+ * finishes), then calls `then` synchronously, before the abandoned write's error reaches anyone:
+ * so the caller can exit with one complete checkpoint on disk.
+ */
+export function abandonCheckpointWrites(then: () => void): void {
+  if (writes.size === 0) return then();
+  afterWrites.push(then);
+  for (const w of writes) {
+    w.abandoned = true;
+    w.wake?.();
+  }
+}
+
+function endWrite(w: Write): void {
+  writes.delete(w);
+  if (writes.size === 0) for (const then of afterWrites.splice(0)) then();
+}
+
+async function pauseIfAsked(w: Write, stage: PauseStage, step: number): Promise<void> {
   const wanted = process.env[PAUSE_ENV];
-  if (!wanted || wanted !== `${stage}@${step}`) return;
+  if (!wanted || wanted !== `${stage}@${step}` || w.abandoned) return;
   process.stderr.write(`checkpoint writer paused at ${stage} (step ${step}) by ${PAUSE_ENV}\n`);
-  await new Promise((resolve) => setTimeout(resolve, 2 ** 31 - 1));
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 2 ** 31 - 1);
+    w.wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
 }
 
 function slotsToSafetensors(slots: Map<string, SlotValue>): Uint8Array {
@@ -140,23 +193,36 @@ function slotsToSafetensors(slots: Map<string, SlotValue>): Uint8Array {
 export async function saveCheckpoint(
   target: string, model: tf.LayersModel, optimizer: Optimizer | undefined, state: CheckpointState,
 ): Promise<void> {
+  const w: Write = { abandoned: false };
+  writes.add(w);
+  try {
+    await writeAndSwap(w, target, model, optimizer, state);
+  } finally {
+    endWrite(w);
+  }
+}
+
+async function writeAndSwap(
+  w: Write, target: string, model: tf.LayersModel, optimizer: Optimizer | undefined, state: CheckpointState,
+): Promise<void> {
   const tmp = tempDirFor(target);
   await fsp.mkdir(tmp, { recursive: true });
   try {
     await saveLayersModelToFile(model, tmp);
     if (optimizer) await fsp.writeFile(path.join(tmp, OPTIMIZER_FILE), slotsToSafetensors(await optimizer.readSlots()));
-    await pauseIfAsked('writing', state.position.step);
+    await pauseIfAsked(w, 'writing', state.position.step);
     await fsp.writeFile(path.join(tmp, CHECKPOINT_JSON), JSON.stringify(state, null, 2) + '\n');
     for (const name of await fsp.readdir(tmp)) await fsyncPath(path.join(tmp, name));
     await fsyncPath(tmp);
+    if (w.abandoned) throw new WriteAbandoned(target);
   } catch (err) {
     await fsp.rm(tmp, { recursive: true, force: true });
     throw err;
   }
-  await swapInto(tmp, target, state.position.step);
+  await swapInto(w, tmp, target, state.position.step);
 }
 
-async function swapInto(tmp: string, target: string, step: number): Promise<void> {
+async function swapInto(w: Write, tmp: string, target: string, step: number): Promise<void> {
   const old = `${target}.old`;
   if (existsSync(target)) {
     // `target` is complete (it only ever appears by rename), so an older `.old` can go.
@@ -164,7 +230,7 @@ async function swapInto(tmp: string, target: string, step: number): Promise<void
     await fsp.rename(target, old);
   }
   // Otherwise `.old` may be the only complete checkpoint (an earlier swap was cut short): keep it until the new one is in place.
-  await pauseIfAsked('swapping', step);
+  await pauseIfAsked(w, 'swapping', step);
   await fsp.rename(tmp, target);
   await fsyncPath(path.dirname(target));
   await fsp.rm(old, { recursive: true, force: true });

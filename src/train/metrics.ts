@@ -52,10 +52,12 @@ export function topKCorrect(scores: ArrayLike<number>, labels: ArrayLike<number>
     checkLabel(label, r, numClasses);
     const base = r * numClasses;
     const target = scores[base + label];
-    let higher = 0;
+    // NaN compares false with everything: a row holding one would otherwise count as correct.
+    let higher = Number.isNaN(target) ? k : 0;
     for (let c = 0; c < numClasses && higher < k; c++) {
       const score = scores[base + c];
-      if (score > target || (score === target && c < label)) higher++;
+      if (Number.isNaN(score)) higher = k;
+      else if (score > target || (score === target && c < label)) higher++;
     }
     if (higher < k) correct++;
   }

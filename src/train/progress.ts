@@ -1,11 +1,12 @@
 // What a training run tells the user and writes down: a progress bar on a terminal (epoch, step,
 // loss, accuracy, images/s, ETA), one display redrawn in place in a notebook (notebook-progress.ts),
 // plain lines otherwise, and OUT/metrics.jsonl with one JSON object per logged step and per evaluation.
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'fs';
+import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'fs';
 import * as cliProgress from 'cli-progress';
 import { inTslabKernel } from '../viz/display';
 import { EvalReport, Reporter, StepReport, formatDuration, formatEpochs, formatEval, formatStep } from './format';
 import { notebookReporter } from './notebook-progress';
+import { tempNameFor } from '../weights/atomic';
 
 export { EvalReport, Reporter, StepReport, formatDuration, formatEval, formatMetrics, formatStep } from './format';
 
@@ -114,7 +115,10 @@ export class MetricsLog {
         return false; // a line cut short by a kill
       }
     });
-    writeFileSync(this.file, kept.map((l) => l + '\n').join(''));
+    // A temporary file renamed over the log: a kill mid-write cannot lose the records kept.
+    const tmp = tempNameFor(this.file);
+    writeFileSync(tmp, kept.map((l) => l + '\n').join(''));
+    renameSync(tmp, this.file);
   }
 
   read(): MetricsRecord[] {

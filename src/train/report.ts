@@ -26,13 +26,15 @@ export interface ReportFiles {
   confusionMatrix?: string;
 }
 
-const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+// metrics.jsonl holds null where a diverged run measured NaN (JSON has no NaN).
+const pct = (x: number | null) => (Number.isFinite(x) ? `${(x! * 100).toFixed(2)}%` : 'NaN');
+const fixed4 = (x: unknown) => (Number.isFinite(x) ? (x as number).toFixed(4) : 'NaN');
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 
 function metricsTable(records: MetricsRecord[]): string {
   const rows = records.map((r) => {
     const m = r.metrics as Record<string, number>;
-    return `| ${r.step} | ${r.epoch} | ${(r.loss as number).toFixed(4)} | ${Object.values(m).map(pct).join(' | ')} |`;
+    return `| ${r.step} | ${r.epoch} | ${fixed4(r.loss)} | ${Object.values(m).map(pct).join(' | ')} |`;
   });
   const keys = Object.keys((records[0]?.metrics as Record<string, number>) ?? {});
   return [`| step | epoch | loss | ${keys.join(' | ')} |`, `|---|---|---|${keys.map(() => '---').join('|')}|`, ...rows].join('\n');
@@ -85,12 +87,12 @@ export function writeRunReport(runDir: string, opts: ReportOptions = {}): Report
   if (opts.evaluation) {
     const e = opts.evaluation;
     lines.push(`- **${e.split} split, ${e.count} images: ` + Object.entries(e.metrics).map(([k, v]) => `${k} ${pct(v)}`).join(', ') +
-      `**, loss ${e.loss.toFixed(4)} (\`densenet eval\` of the saved checkpoint \`last/\`${e.seconds !== undefined ? `, ${formatDuration(e.seconds)}` : ''})`);
+      `**, loss ${fixed4(e.loss)} (\`densenet eval\` of the saved checkpoint \`last/\`${e.seconds !== undefined ? `, ${formatDuration(e.seconds)}` : ''})`);
   }
   if (finalEval) {
     const m = finalEval.metrics as Record<string, number>;
     const text = Object.entries(m).map(([k, v]) => (opts.evaluation ? `${k} ${pct(v)}` : `**${k} ${pct(v)}**`)).join(', ');
-    lines.push(`- ${state.data.evalSplit} split at the end of training (${finalEval.count} images): ${text}, loss ${(finalEval.loss as number).toFixed(4)}`);
+    lines.push(`- ${state.data.evalSplit} split at the end of training (${finalEval.count} images): ${text}, loss ${fixed4(finalEval.loss)}`);
   }
   if (state.best) lines.push(`- best ${state.best.metric} during training: ${pct(state.best.metrics[state.best.metric])} at step ${state.best.step} (checkpoint \`best/\`)`);
   const ips = trainRecs.length ? trainRecs.reduce((s, r) => s + (r.imagesPerSecond as number), 0) / trainRecs.length : NaN;

@@ -29,6 +29,9 @@ import type { TrainConfig } from './recipes';
 import { learningRateAt } from './schedules';
 import { withSeededMathRandom } from '../random/seeded-math-random';
 import { peakRssBytes } from '../process-memory';
+import { DataFingerprint, describeDataChange, fingerprintData } from './data-fingerprint';
+import { lockRunFolder } from './run-lock';
+import type { ConfigChange } from './checkpoint';
 
 /** The random stream of the trainer's own draws (dropout), apart from the data's and the initial weights'. */
 const DROPOUT_STREAM = 0x64726f70;
@@ -123,6 +126,21 @@ function checkModelFitsData(spec: ModelSpec, dataset: Dataset, segmentationCrop:
   if (problems.length) throw new Error(`cannot train ${spec.name} on ${dataset.name}: ${problems.join('; ')}`);
 }
 
+/** Resuming on other data would be another run (or, on a smaller split, find no next batch): refuse it. */
+function checkSameData({ dir, state }: LoadedCheckpoint, dataset: Dataset, config: TrainConfig, now: DataFingerprint): void {
+  const change = state.trainData ? describeDataChange(state.trainData, now) : undefined;
+  const steps = planRun(dataset, config).stepsPerEpoch;
+  const detail = change ?? (steps !== state.stepsPerEpoch ? `it gives ${steps} steps per epoch, the run had ${state.stepsPerEpoch}` : undefined);
+  if (detail) throw new Error(`cannot resume ${dir} on this ${dataset.name} data: ${detail}; resume on the data the run was trained on, or start a new run with another --out`);
+}
+
+/** The settings a resume changes (a new --lr, --max-steps, ...), as taking effect at `step`. */
+function changedSettings(before: TrainConfig, after: TrainConfig, step: number): ConfigChange[] {
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])] as Array<keyof TrainConfig>;
+  return keys.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]))
+    .map((k) => ({ step, setting: k, from: before[k] ?? null, to: after[k] ?? null }));
+}
+
 export class Trainer {
   private readonly model: ZooModel;
   /** Whether the trainer built the model (and so disposes it). */
@@ -148,8 +166,11 @@ export class Trainer {
   private saved = false;
   /** Step of the newest checkpoint in `last/`. */
   private savedStep?: number;
+  private configChanges: ConfigChange[] = [];
+  /** Releases the run folder's lock. */
+  private unlock?: () => void;
 
-  private constructor(private readonly opts: TrainOptions) {
+  private constructor(private readonly opts: TrainOptions, private readonly trainData: DataFingerprint) {
     this.plan = planRun(opts.dataset, opts.config);
     this.data = opts.data ?? dataSpecFor(opts.dataset);
     const given = 'card' in opts.model ? opts.model : undefined;
@@ -175,13 +196,19 @@ export class Trainer {
   /** Builds the model (and restores the checkpoint when resuming). */
   static async create(opts: TrainOptions): Promise<Trainer> {
     planRun(opts.dataset, opts.config); // reads the training split: bad data fails before anything is written
+    const trainData = await fingerprintData(opts.dataset);
+    if (opts.resume) checkSameData(opts.resume, opts.dataset, opts.config, trainData);
     mkdirSync(opts.out, { recursive: true });
-    await removeStaleTemporaries(opts.out);
-    const t = new Trainer(opts);
+    const unlock = lockRunFolder(opts.out);
+    let t: Trainer | undefined;
     try {
+      await removeStaleTemporaries(opts.out); // after the lock: another trainer's temporaries are not stale
+      t = new Trainer(opts, trainData);
+      t.unlock = unlock;
       if (opts.resume) await t.restore(opts.resume);
     } catch (err) {
-      t.dispose();
+      if (t) t.dispose();
+      else unlock();
       throw err;
     }
     return t;
@@ -195,6 +222,11 @@ export class Trainer {
     this.best = state.best;
     this.lastEval = state.lastEval;
     this.previousSeconds = state.trainSeconds ?? 0;
+    const changed = changedSettings(state.config, this.opts.config, state.position.step);
+    this.configChanges = [...(state.configChanges ?? []), ...changed];
+    if (changed.length) {
+      this.reporter.note(`resuming with changed settings (recorded in the checkpoint): ${changed.map((c) => `${c.setting} ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`).join(', ')}`);
+    }
     this.saved = true;
     this.savedStep = state.position.step;
   }
@@ -246,9 +278,13 @@ export class Trainer {
       });
       // Step time counts reading the batch too, but not evaluations and checkpoints.
       let tick = performance.now();
+      let stepped = false;
       for await (const batch of batches) {
+        stepped = true;
         const lr = learningRateAt(config, this.plan, this.position.step);
         const stats = await this.trainStep(batch, lr);
+        // The data readers and tfjs can resolve without a macrotask: let Ctrl-C's handler run between steps.
+        await new Promise((resolve) => setImmediate(resolve));
         const seconds = (performance.now() - tick) / 1000;
         this.position = { ...this.position, step: this.position.step + 1, batch: this.position.batch + 1 };
         this.saved = false;
@@ -286,6 +322,9 @@ export class Trainer {
         if (step >= stopStep) return 'completed';
         if (epochDone) break;
         tick = performance.now();
+      }
+      if (!stepped) {
+        throw new Error(`the training data has no batch ${this.position.batch + 1} in epoch ${this.position.epoch + 1} (it gives ${stepsPerEpoch} per epoch); it changed under the run`);
       }
     }
     return 'completed';
@@ -369,6 +408,13 @@ export class Trainer {
       `the weights were not updated with it and ${this.keptCheckpoint()}. Lower the learning rate (--lr) or check the data.`);
   }
 
+  private nonFiniteEvaluation(result: EvalResult, metric: string): NonFiniteLossError {
+    const step = this.position.step;
+    return new NonFiniteLossError(step, result.loss,
+      `training stopped: the ${result.split} evaluation after step ${step} gave loss ${result.loss} (${metric} ${result.metrics[metric]}); ` +
+      `these weights are not saved, not as best either, and ${this.keptCheckpoint()}. Lower the learning rate (--lr).`);
+  }
+
   /** A finite loss can still leave overflowed weights behind; no checkpoint is written with them. */
   private async checkFiniteWeights(): Promise<void> {
     const flags = tf.tidy(() => tf.stack(this.model.weights.map((w) => tf.all(tf.isFinite(w.read())))));
@@ -395,6 +441,7 @@ export class Trainer {
     });
     const metric = primaryMetric(this.opts.dataset.task);
     const value = result.metrics[metric];
+    if (!Number.isFinite(result.loss) || !Number.isFinite(value)) throw this.nonFiniteEvaluation(result, metric);
     if (!this.best || value > this.best.metrics[metric]) {
       await this.checkFiniteWeights();
       this.best = { ...summary, metric };
@@ -427,6 +474,8 @@ export class Trainer {
       position: { ...this.position }, rng: this.rng.getState(),
       ...(this.best ? { best: this.best } : {}), ...(this.lastEval ? { lastEval: this.lastEval } : {}),
       trainSeconds: this.trainSeconds(),
+      trainData: this.trainData,
+      ...(this.configChanges.length ? { configChanges: this.configChanges } : {}),
     };
   }
 
@@ -462,6 +511,7 @@ export class Trainer {
     this.evalModels.dispose();
     this.optimizer.dispose();
     if (this.ownsModel) this.model.dispose();
+    this.unlock?.();
   }
 }
 

@@ -71,12 +71,6 @@ export function roundAxis(lo: number, hi: number, target = 5): Axis {
   return { min, max, step, ticks: ticksBetween(min, max, step) };
 }
 
-/** Axis with fixed ends (set by the caller); ticks fall on round values inside it. */
-export function fixedAxis(min: number, max: number, target = 5): Axis {
-  const step = niceStep(max - min, target);
-  return { min, max, step, ticks: ticksBetween(min, max, step) };
-}
-
 /** The plotting area, in raster pixels. */
 export interface PlotBox {
   left: number;

@@ -4,11 +4,13 @@
 //   await model.save(fileSystem('out/my-model'));
 //   const m = await tf.loadLayersModel(fileSystem('out/my-model/model.json'));
 import { createHash } from 'crypto';
-import { promises as fsp } from 'fs';
+import { existsSync, promises as fsp } from 'fs';
 import * as path from 'path';
 import { fileURLToPath } from 'url';
 import * as tf from '../tf';
 import { removeQuietly, tempNameFor } from './atomic';
+import { jsonErrorReason } from '../json-error';
+import { closeAll, containedPath, ContainedFileError, openRegularFile, OpenedFile, readBoundedFile, readOpened } from './contained-file';
 
 type ModelArtifacts = tf.io.ModelArtifacts;
 type ModelJSON = tf.io.ModelJSON;
@@ -16,6 +18,10 @@ type ManifestEntry = tf.io.WeightsManifestEntry;
 type ManifestGroup = tf.io.WeightsManifestConfig[number];
 
 export const MODEL_JSON = 'model.json';
+/** Largest model.json read (the topology of DenseNet-264 is under 1 MB). */
+export const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
+/** The content hash in a shard's name: `weights.<sha12>.bin`, `group1-shard1of2.<sha12>.bin`. */
+const CONTENT_TAG = /\.([0-9a-f]{12})\.bin$/;
 
 export class ModelFileError extends Error {
   constructor(readonly file: string, detail: string) {
@@ -85,51 +91,71 @@ export class FileSystemHandler implements tf.io.IOHandler {
   private async readModelJson(): Promise<ModelJSON> {
     let text: string;
     try {
-      text = await fsp.readFile(this.modelJsonPath, 'utf8');
+      text = new TextDecoder().decode(await readBoundedFile(this.modelJsonPath, MAX_MODEL_JSON_BYTES, 'model.json'));
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      if (e.code === 'ENOENT') throw new ModelFileError(this.modelJsonPath, 'model.json not found');
-      throw new ModelFileError(this.modelJsonPath, `cannot read model.json: ${e.message}`);
+      if (!existsSync(this.modelJsonPath)) throw new ModelFileError(this.modelJsonPath, 'model.json not found');
+      throw new ModelFileError(this.modelJsonPath, `cannot read model.json: ${(err as Error).message}`);
     }
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch (err) {
-      throw new ModelFileError(this.modelJsonPath, `corrupt or truncated model.json: not valid JSON (${(err as Error).message})`);
+      throw new ModelFileError(this.modelJsonPath, `corrupt or truncated model.json: not valid JSON (${jsonErrorReason(err)})`);
     }
     validateModelJson(json, this.modelJsonPath);
     return json;
   }
 
+  /**
+   * Every shard is checked before any is read: a plain name inside the model's folder, a regular
+   * file, and together the size the weight list describes. Shards named by their content hash
+   * (`weights.<sha12>.bin`, as save() writes them) must then hash to that name.
+   */
   private async readWeights(manifest: tf.io.WeightsManifestConfig): Promise<[ManifestEntry[], ArrayBuffer]> {
     const specs: ManifestEntry[] = [];
     const buffers: Uint8Array[] = [];
     for (const [g, group] of manifest.entries()) {
-      const groupBuffers = await Promise.all(group.paths.map((p) => this.readShard(p)));
-      const actual = groupBuffers.reduce((n, b) => n + b.byteLength, 0);
-      const expected = groupByteLength(group);
-      if (expected !== undefined && actual !== expected) {
-        const sizes = group.paths.map((p, i) => `${p} ${groupBuffers[i].byteLength}`).join(', ');
+      const expected = groupByteLength(group, this.modelJsonPath);
+      const opened = await this.openShards(group.paths);
+      const actual = opened.reduce((n, o) => n + o.size, 0);
+      if (actual !== expected) {
+        await closeAll(opened);
+        const sizes = opened.map((o, i) => `${group.paths[i]} ${o.size}`).join(', ');
         throw new ModelFileError(
           this.modelJsonPath,
           `weight group ${g + 1}: the manifest describes ${expected} bytes of weights but the shard files hold ${actual} ` +
             `(${sizes}); a shard is ${actual < expected ? 'truncated' : 'too long'} or does not belong to this model.json`,
         );
       }
+      const groupBuffers: Uint8Array[] = [];
+      for (const o of opened) groupBuffers.push(await readOpened(o));
+      this.checkContentTag(group.paths, groupBuffers);
       specs.push(...group.weights);
       buffers.push(...groupBuffers);
     }
     return [specs, concat(buffers)];
   }
 
-  private async readShard(relative: string): Promise<Uint8Array> {
-    const file = path.resolve(this.dir, relative);
+  private async openShards(paths: string[]): Promise<OpenedFile[]> {
+    const opened: OpenedFile[] = [];
+    const what = `weight shard listed in ${this.modelJsonPath}`;
     try {
-      return await fsp.readFile(file);
+      for (const p of paths) opened.push(await openRegularFile(containedPath(this.dir, p, what), what));
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      const why = e.code === 'ENOENT' ? 'is missing' : `cannot be read (${e.message})`;
-      throw new ModelFileError(file, `weight shard listed in ${this.modelJsonPath} ${why}`);
+      await closeAll(opened);
+      throw err;
+    }
+    return opened;
+  }
+
+  private checkContentTag(paths: string[], buffers: Uint8Array[]): void {
+    const tags = new Set(paths.map((p) => CONTENT_TAG.exec(path.basename(p))?.[1]));
+    const [tag] = tags;
+    if (tags.size !== 1 || tag === undefined) return;
+    const actual = contentTag(new Uint8Array(concat(buffers)));
+    if (actual !== tag) {
+      throw new ModelFileError(path.join(this.dir, paths[0]),
+        `weight data does not match the hash in its name (sha256 begins ${actual}, the name says ${tag}); the shard is damaged`);
     }
   }
 
@@ -161,7 +187,7 @@ export async function loadLayersModelFromFile(pathToModelJsonOrDir: string): Pro
   try {
     return await tf.loadLayersModel(handler);
   } catch (err) {
-    if (err instanceof ModelFileError) throw err;
+    if (err instanceof ModelFileError || err instanceof ContainedFileError) throw err;
     throw new ModelFileError(handler.modelJsonPath, `cannot build the model from model.json: ${(err as Error).message}`);
   }
 }
@@ -245,12 +271,15 @@ async function writeAllAtomic(files: Array<{ file: string; data: Uint8Array | st
 const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8 };
 const QUANT_BYTES: Record<string, number> = { uint8: 1, uint16: 2, float16: 2 };
 
-/** Bytes the manifest group describes; undefined when it holds strings (variable length). */
-function groupByteLength(group: ManifestGroup): number | undefined {
+/** Bytes the manifest group describes; a dtype of no fixed size (string) is refused, naming the weight. */
+function groupByteLength(group: ManifestGroup, file: string): number {
   let total = 0;
   for (const w of group.weights) {
     const width = w.quantization ? QUANT_BYTES[w.quantization.dtype] : DTYPE_BYTES[w.dtype];
-    if (width === undefined) return undefined;
+    if (width === undefined) {
+      throw new ModelFileError(file, `weight '${w.name}' has dtype ${w.quantization?.dtype ?? w.dtype}; weight files hold ${Object.keys(DTYPE_BYTES).join(', ')} ` +
+        `(or ${Object.keys(QUANT_BYTES).join(', ')} quantized)`);
+    }
     total += w.shape.reduce((a, b) => a * b, 1) * width;
   }
   return total;

@@ -91,8 +91,12 @@ function describeProblems(source: string, problems: MismatchProblem[]): string {
   const counts = (['missing', 'unexpected', 'shape'] as const)
     .map((k) => [labels[k], problems.filter((p) => p.kind === k).length] as const)
     .filter(([, n]) => n > 0).map(([label, n]) => `${n} ${label}`).join(', ');
-  const lines = problems.slice(0, MAX_LISTED).map((p) => '  ' + describeProblem(p));
-  if (problems.length > MAX_LISTED) lines.push(`  ... and ${problems.length - MAX_LISTED} more`);
+  // Up to MAX_LISTED of each kind, so both sides of a renaming show (the model's keys and the file's).
+  const lines = (['missing', 'unexpected', 'shape'] as const).flatMap((kind) => {
+    const ofKind = problems.filter((p) => p.kind === kind);
+    const listed = ofKind.slice(0, MAX_LISTED).map((p) => '  ' + describeProblem(p));
+    return ofKind.length > MAX_LISTED ? [...listed, `  ... and ${ofKind.length - MAX_LISTED} more ${labels[kind]}`] : listed;
+  });
   return `${source}: the weights do not fit the model (${counts}):\n${lines.join('\n')}`;
 }
 
@@ -316,12 +320,24 @@ function plan(
  * Loads `state` into the targets' variables. Nothing is written unless every tensor fits and
  * decodes, so a failed load leaves the model as it was.
  */
+/** Damaged or diverged weights are refused before any is written: NaN, infinities, negative BatchNorm variances. */
+function checkValues(source: string, key: string, tfName: string, values: Float32Array): void {
+  const bad = values.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new Error(`${source}: tensor '${key}' holds ${values[bad]} at index ${bad}; weights must be finite numbers`);
+  if (!tfName.endsWith('moving_variance')) return;
+  const negative = values.findIndex((v) => v < 0);
+  if (negative >= 0) {
+    throw new Error(`${source}: tensor '${key}' is a BatchNorm running variance and holds ${values[negative]} at index ${negative}; variances cannot be negative`);
+  }
+}
+
 export function loadIntoTargets(
   targets: TargetWeight[], state: StateDictSource, opts: WeightLoadOptions, rules: KeyRules,
   defaults: { firstConv: string; classifier: string },
 ): WeightLoadReport {
   const { plans, report } = plan(targets, state, opts, rules, defaults);
   const values = plans.map((p) => toModelValue(p.target, state.read(p.fileKey), p.fileShape, p.adapt));
+  plans.forEach((p, i) => checkValues(state.source, p.fileKey, p.target.tfName, values[i]));
   plans.forEach((p, i) => {
     const t = tf.tensor(values[i], p.target.variable.shape as number[], 'float32');
     p.target.variable.write(t);

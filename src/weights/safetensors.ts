@@ -8,9 +8,12 @@ import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { fileURLToPath } from 'url';
 import { writeFileAtomic } from './atomic';
+import { jsonErrorReason } from '../json-error';
+import { DownloadError, downloadBytes } from './download';
+import { checkDigest, ExpectedDigest, sha256Hex } from './digest';
 
 /** Bytes per element of each dtype we know the size of (decodable or not). */
-const DTYPE_BYTES: Record<string, number> = {
+export const DTYPE_BYTES: Record<string, number> = {
   F64: 8, F32: 4, F16: 2, BF16: 2,
   I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
   F8_E4M3: 1, F8_E5M2: 1,
@@ -134,7 +137,7 @@ function parseHeaderJson(bytes: Uint8Array, len: number, source: string): Record
   try {
     header = JSON.parse(text);
   } catch (err) {
-    throw new SafetensorsError(source, `corrupt safetensors header: not valid JSON (${(err as Error).message})`);
+    throw new SafetensorsError(source, `corrupt safetensors header: not valid JSON (${jsonErrorReason(err)})`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) {
     throw new SafetensorsError(source, 'corrupt safetensors header: expected a JSON object');
@@ -218,9 +221,9 @@ function isUrl(s: string): boolean {
   return /^https?:\/\//i.test(s);
 }
 
-/** Opens a safetensors file from a local path, a file:// URL or an http(s) URL. */
-export async function readSafetensors(pathOrUrl: string): Promise<SafetensorsFile> {
-  if (isUrl(pathOrUrl)) return parseSafetensors(await fetchBytes(pathOrUrl), pathOrUrl);
+/** Opens a safetensors file from a local path, a file:// URL or an http(s) URL; refused unless it hashes to `expected`, when given. */
+export async function readSafetensors(pathOrUrl: string, expected?: ExpectedDigest): Promise<SafetensorsFile> {
+  if (isUrl(pathOrUrl)) return parseChecked(await fetchBytes(pathOrUrl), pathOrUrl, expected);
   const file = pathOrUrl.startsWith('file://') ? fileURLToPath(pathOrUrl) : pathOrUrl;
   let bytes: Buffer;
   try {
@@ -230,19 +233,22 @@ export async function readSafetensors(pathOrUrl: string): Promise<SafetensorsFil
     const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory, expected a .safetensors file' : e.message;
     throw new SafetensorsError(file, `cannot read safetensors file: ${why}`);
   }
-  return parseSafetensors(bytes, file);
+  return parseChecked(bytes, file, expected);
+}
+
+/** Parses the very bytes whose hash was checked (read once: the file cannot change in between). */
+function parseChecked(bytes: Uint8Array, source: string, expected?: ExpectedDigest): SafetensorsFile {
+  if (expected) checkDigest(source, 'the file', sha256Hex(bytes), expected);
+  return parseSafetensors(bytes, source);
 }
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
-  let res: Response;
   try {
-    res = await fetch(url);
+    return await downloadBytes(url);
   } catch (err) {
-    const cause = (err as { cause?: Error }).cause;
-    throw new SafetensorsError(url, `download failed: ${cause?.message ?? (err as Error).message}`);
+    if (err instanceof DownloadError) throw new SafetensorsError(url, `download failed: ${err.detail}`);
+    throw err;
   }
-  if (!res.ok) throw new SafetensorsError(url, `download failed: HTTP ${res.status} ${res.statusText}`);
-  return new Uint8Array(await res.arrayBuffer());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -260,7 +266,7 @@ function halfToFloat(h: number): number {
 }
 
 /** Converts `count` elements of `dtype` to float32; undefined when the dtype is not decodable. */
-function decodeToFloat32(dtype: string, raw: Uint8Array, count: number): Float32Array | undefined {
+export function decodeToFloat32(dtype: string, raw: Uint8Array, count: number): Float32Array | undefined {
   // `raw` may sit at any byte offset, so read through a DataView (or copy for the F32 fast path).
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const out = new Float32Array(count);

@@ -4,20 +4,54 @@
 // classifier can start fresh and the first conv can take another number of channels.
 import * as tf from '../tf';
 import { fileSystem } from './file-io';
+import { checkDigest, ExpectedDigest, tfjsWeightsDigest } from './digest';
+import { boundedFetch, DownloadError } from './download';
 import {
   StateDictSource, TargetWeight, WeightLoadOptions, WeightLoadReport, baseName, loadIntoTargets, weightsWithLayers,
 } from './mapping';
 import { CLASSIFIER, FIRST_CONV } from '../layers/layer-names';
 
-/** Reads the weights named in a `model.json` (local path, folder, or http(s) URL). */
-export async function readTfjsWeights(pathOrUrl: string): Promise<StateDictSource> {
-  const local = !/^https?:\/\//i.test(pathOrUrl);
-  const handler = local ? fileSystem(pathOrUrl) : tf.io.http(pathOrUrl);
-  const source = local ? fileSystem(pathOrUrl).modelJsonPath : pathOrUrl;
-  const artifacts = await handler.load!();
+/** Where weights converted by `densenet convert` keep what they expect of images, in model.json's userDefinedMetadata. */
+export const WEIGHTS_CARD_KEY = 'densenetZoo';
+
+export interface WeightsCardMetadata {
+  normalization?: { mean: number[]; std: number[] };
+}
+
+/** The normalisation a model.json's metadata records, when it is well formed. */
+function cardOf(artifacts: tf.io.ModelArtifacts): WeightsCardMetadata | undefined {
+  const card = (artifacts.userDefinedMetadata as Record<string, unknown> | undefined)?.[WEIGHTS_CARD_KEY] as WeightsCardMetadata | undefined;
+  const n = card?.normalization;
+  const numbers = (v: unknown) => Array.isArray(v) && v.length > 0 && v.every((x) => Number.isFinite(x));
+  return n && numbers(n.mean) && numbers(n.std) && n.mean.length === n.std.length ? { normalization: { mean: n.mean, std: n.std } } : undefined;
+}
+
+/** Reads a model.json and its weight data, once, naming the file or URL in every error. */
+async function loadArtifacts(pathOrUrl: string): Promise<{ source: string; artifacts: tf.io.ModelArtifacts }> {
+  if (!/^https?:\/\//i.test(pathOrUrl)) {
+    const handler = fileSystem(pathOrUrl);
+    return { source: handler.modelJsonPath, artifacts: await handler.load() };
+  }
+  try {
+    return { source: pathOrUrl, artifacts: await tf.io.http(pathOrUrl, { fetchFunc: boundedFetch }).load!() };
+  } catch (err) {
+    throw err instanceof DownloadError ? err : new Error(`${pathOrUrl}: cannot load the tfjs model: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Reads the weights named in a `model.json` (local path, folder, or http(s) URL). With `expected`,
+ * the weight list and data must hash to it (tfjsWeightsDigest), checked on the bytes then decoded.
+ */
+export async function readTfjsWeights(pathOrUrl: string, expected?: ExpectedDigest): Promise<StateDictSource & { card?: WeightsCardMetadata }> {
+  const { source, artifacts } = await loadArtifacts(pathOrUrl);
   const specs = artifacts.weightSpecs ?? [];
   if (specs.length === 0 || !artifacts.weightData) throw new Error(`${source}: model.json lists no weights`);
-  const named = tf.io.decodeWeights(artifacts.weightData, specs);
+  const data = tf.io.CompositeArrayBuffer.join(artifacts.weightData);
+  if (expected) checkDigest(source, 'its weights (the weight list of model.json and the shard data)', tfjsWeightsDigest(specs, data), expected);
+  const notFloat = specs.find((s) => s.dtype !== 'float32');
+  if (notFloat) throw new Error(`${source}: weight '${notFloat.name}' has dtype ${notFloat.dtype}; model weights are float32`);
+  const named = tf.io.decodeWeights(data, specs);
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const spec of specs) {
     const t = named[spec.name];
@@ -25,7 +59,7 @@ export async function readTfjsWeights(pathOrUrl: string): Promise<StateDictSourc
   }
   tf.dispose(Object.values(named));
   return {
-    source,
+    source, card: cardOf(artifacts),
     names: () => [...tensors.keys()],
     shape: (n) => [...tensors.get(n)!.shape],
     read: (n) => tensors.get(n)!.data,
@@ -44,8 +78,8 @@ function targetsOf(model: tf.LayersModel): TargetWeight[] {
  * `classifier` (layer names) default to the zoo's `stem_conv` and `classifier`.
  */
 export async function loadTfjsWeights(
-  model: tf.LayersModel, pathOrUrl: string, opts: WeightLoadOptions = {},
-): Promise<WeightLoadReport> {
-  const state = await readTfjsWeights(pathOrUrl);
-  return loadIntoTargets(targetsOf(model), state, opts, {}, { firstConv: FIRST_CONV, classifier: CLASSIFIER });
+  model: tf.LayersModel, pathOrUrl: string, opts: WeightLoadOptions = {}, expected?: ExpectedDigest,
+): Promise<WeightLoadReport & { card?: WeightsCardMetadata }> {
+  const state = await readTfjsWeights(pathOrUrl, expected);
+  return { ...loadIntoTargets(targetsOf(model), state, opts, {}, { firstConv: FIRST_CONV, classifier: CLASSIFIER }), card: state.card };
 }

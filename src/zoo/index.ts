@@ -2,8 +2,11 @@
 // Every model, whoever builds it (trainer, eval, predict, planner, benches), comes from create().
 import * as path from 'path';
 import * as tf from '../tf';
-import { loadTfjsWeights } from '../weights/tfjs-weights';
-import { loadTorchvisionSafetensors } from '../weights/torchvision';
+import { loadTfjsWeights, WeightsCardMetadata } from '../weights/tfjs-weights';
+import type { WeightLoadReport } from '../weights/mapping';
+import { loadTorchvisionStateDict } from '../weights/torchvision';
+import { readSafetensors } from '../weights/safetensors';
+import { KeyMap, readPytorchCheckpoint } from '../weights/pytorch';
 import { buildArchitecture } from '../models/build';
 import type { InputShape } from '../models/common';
 import { ModelForShape } from '../inference/model-for-shape';
@@ -11,7 +14,7 @@ import { Rng } from '../random/prng';
 import { withSeededMathRandom } from '../random/seeded-math-random';
 import { WeightsSource, ZOO, ZooEntry } from './records';
 import { ModelOptions, ModelSpec, resolveModel, ResolvedModel } from './resolve';
-import { readManifest, verifyWeights } from './shipped-weights';
+import { readManifest, shippedFile } from './shipped-weights';
 import { asZooModel, ModelCard, WeightsProvenance, ZooModel } from './zoo-model';
 import { PACKAGE_ROOT } from '../package-root';
 import IMAGENET_CLASSES from './imagenet-classes.json';
@@ -108,7 +111,16 @@ export interface LoadOptions extends CreateOptions {
    * torchvision/timm keys, or a tfjs `model.json` (file, folder or URL; a training checkpoint folder is one).
    */
   weights?: string;
+  /** Leave the classifier freshly initialised even where the weights have one that fits (a new head to train). */
+  freshHead?: boolean;
+  /** PyTorch checkpoints: how their keys become torchvision's (rules applied in order, or a function). */
+  keyMap?: KeyMap;
 }
+
+export type WeightsOptions = Pick<LoadOptions, 'freshHead' | 'keyMap'>;
+
+/** What torch.save files are usually called. */
+const PYTORCH_FILE = /\.(pth|pt|ckpt|pth\.tar)$/i;
 
 const isUrl = (p: string) => /^https?:\/\//i.test(p);
 const known = (n: number) => (Number.isNaN(n) ? undefined : n);
@@ -117,14 +129,14 @@ const known = (n: number) => (Number.isNaN(n) ? undefined : n);
 export function resolveWeights(name: string, weights: string): WeightsSource {
   const e = info(name);
   const tagged = e.weights.find((w) => w.tag === weights);
-  if (tagged) return { ...tagged, url: isUrl(tagged.url) ? tagged.url : path.join(PACKAGE_ROOT, tagged.url) };
-  const looksLikeFile = /\.safetensors$|\.json$/i.test(weights) || isUrl(weights) || weights.includes('/') || weights.includes(path.sep);
+  if (tagged) return { ...tagged, url: isUrl(tagged.url) ? tagged.url : shippedFile(tagged.url) };
+  const looksLikeFile = /\.safetensors$|\.json$/i.test(weights) || PYTORCH_FILE.test(weights) || isUrl(weights) || weights.includes('/') || weights.includes(path.sep);
   if (!looksLikeFile) {
     const tags = e.weights.map((w) => w.tag);
     throw new Error(`${name}: unknown weights '${weights}'; tags for this model: ${tags.length ? tags.join(', ') : 'none'}; ` +
-      'or give a .safetensors file, a tfjs model.json or a folder holding one');
+      'or give a .safetensors or PyTorch .pth file, a tfjs model.json or a folder holding one');
   }
-  const format = /\.safetensors$/i.test(weights) ? 'safetensors' : 'tfjs';
+  const format = /\.safetensors$/i.test(weights) ? 'safetensors' : PYTORCH_FILE.test(weights) ? 'pytorch' : 'tfjs';
   return { tag: weights, description: 'user weights', url: weights, format, numClasses: NaN, inChannels: NaN };
 }
 
@@ -133,26 +145,30 @@ export function resolveWeights(name: string, weights: string): WeightsSource {
  * fresh when the weights have another class count (fine-tuning), and the first conv adapted to
  * another channel count. The card then says how the weights expect images and name classes.
  */
-export async function loadWeights(model: ZooModel, weights: string): Promise<WeightsProvenance> {
+export async function loadWeights(model: ZooModel, weights: string, options: WeightsOptions = {}): Promise<WeightsProvenance> {
   const { spec } = model.card;
   const e = info(spec.name);
   const source = resolveWeights(spec.name, weights);
-  if (source.sha256 && !isUrl(source.url)) verifyWeights(source);
+  // Checked on the very bytes that are then decoded, downloads included.
+  const expected = source.sha256 ? { sha256: source.sha256, owner: `tag '${source.tag}' of ${spec.name}` } : undefined;
   const sourceClasses = known(source.numClasses);
-  const options = {
-    skipClassifier: sourceClasses !== undefined && sourceClasses !== spec.numClasses ? true : ('auto' as const),
+  const loadOptions = {
+    skipClassifier: options.freshHead || (sourceClasses !== undefined && sourceClasses !== spec.numClasses) ? true : ('auto' as const),
     adaptInputChannels: true, firstConv: e.firstConv, classifier: e.classifier,
   };
-  if (source.format === 'safetensors' && e.arch.family !== 'densenet') {
-    throw new Error(`${spec.name}: .safetensors import reads torchvision/timm DenseNet keys; FC-DenseNet weights come as a tfjs model.json`);
+  if (source.format !== 'tfjs' && e.arch.family !== 'densenet') {
+    throw new Error(`${spec.name}: ${source.format} import reads torchvision/timm DenseNet keys; FC-DenseNet weights come as a tfjs model.json`);
   }
-  const report = source.format === 'safetensors'
-    ? await loadTorchvisionSafetensors(model, source.url, options)
-    : await loadTfjsWeights(model, source.url, options);
+  const report: WeightLoadReport & { card?: WeightsCardMetadata } = source.format === 'safetensors'
+    ? loadTorchvisionStateDict(model, await readSafetensors(source.url, expected), loadOptions)
+    : source.format === 'pytorch'
+      ? loadTorchvisionStateDict(model, await readPytorchCheckpoint(source.url, options.keyMap), loadOptions)
+      : await loadTfjsWeights(model, source.url, loadOptions, expected);
   const headLoaded = report.skipped.length === 0;
   const card = model.card;
   if (headLoaded && source.classNames) card.classNames = [...source.classNames];
-  if (source.normalization) Object.assign(card.preprocessing, { mean: [...source.normalization.mean], std: [...source.normalization.std] });
+  const normalization = source.normalization ?? report.card?.normalization;
+  if (normalization) Object.assign(card.preprocessing, { mean: [...normalization.mean], std: [...normalization.std] });
   // Weights trained at their own input size saw whole images, resized without a crop.
   if (source.inputShape) delete card.preprocessing.resize;
   card.weights = { source: weights, format: source.format, ...(source.sha256 ? { sha256: source.sha256 } : {}), headLoaded };
@@ -161,7 +177,7 @@ export async function loadWeights(model: ZooModel, weights: string): Promise<Wei
 
 /** Builds `name` and loads weights into it (see LoadOptions). Without `weights`, the same as `create`. */
 export async function load(name: string, options: LoadOptions = {}): Promise<ZooModel> {
-  const { weights, ...createOptions } = options;
+  const { weights, freshHead, keyMap, ...createOptions } = options;
   if (!weights) return create(name, createOptions);
   const source = resolveWeights(name, weights);
   const model = create(name, {
@@ -170,7 +186,7 @@ export async function load(name: string, options: LoadOptions = {}): Promise<Zoo
     inputShape: createOptions.inputShape ?? source.inputShape,
   });
   try {
-    await loadWeights(model, weights);
+    await loadWeights(model, weights, { freshHead, keyMap });
   } catch (err) {
     model.dispose();
     throw err;

@@ -20,7 +20,7 @@ export interface WeightsSource {
   description: string;
   /** `.safetensors` (torchvision/timm keys) or tfjs `model.json`; URL, or a path relative to the package root. */
   url: string;
-  format: 'safetensors' | 'tfjs';
+  format: 'safetensors' | 'pytorch' | 'tfjs';
   numClasses: number;
   inChannels: number;
   /** Input the weights were trained at, when it differs from the record's. */

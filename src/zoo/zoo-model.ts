@@ -3,7 +3,7 @@
 // task) and to rebuild it (the spec), with classify() and segment() on top.
 import * as tf from '../tf';
 import { ModelFactory, ModelForShape } from '../inference/model-for-shape';
-import { classify, ClassifyOptions, ClassScore, PredictionInfo, segment, Segmentation } from '../inference/predict';
+import { classify, ClassifyOptions, ClassScore, PredictionInfo, segment, Segmentation, SegmentOptions } from '../inference/predict';
 import type { ImageInput } from '../inference/preprocess';
 import type { ModelSpec } from './resolve';
 
@@ -11,7 +11,7 @@ import type { ModelSpec } from './resolve';
 export interface WeightsProvenance {
   /** The weight tag, file or folder given. */
   source: string;
-  format: 'safetensors' | 'tfjs';
+  format: 'safetensors' | 'pytorch' | 'tfjs';
   /** sha256 the zoo checked the weights against, when it has one. */
   sha256?: string;
   /** Whether the file's classifier was loaded (false: a fresh head, e.g. for other classes). */
@@ -29,7 +29,7 @@ export interface ZooModel extends tf.LayersModel {
   /** The most probable classes of one image, with probabilities. */
   classify(input: ImageInput, options?: ClassifyOptions): Promise<ClassScore[]>;
   /** A class per pixel of one image, at its own size. */
-  segment(input: ImageInput): Promise<Segmentation>;
+  segment(input: ImageInput, options?: SegmentOptions): Promise<Segmentation>;
 }
 
 export function isZooModel(model: tf.LayersModel): model is ZooModel {
@@ -43,9 +43,9 @@ export function asZooModel(model: tf.LayersModel, card: ModelCard, build: ModelF
   return Object.assign(model, {
     card,
     classify: (input: ImageInput, options?: ClassifyOptions) => classify(model, card, input, options),
-    segment: (input: ImageInput) => {
+    segment: (input: ImageInput, options?: SegmentOptions) => {
       shapes.invalidate(); // the weights may have been trained since the last call
-      return segment(shapes, card, input);
+      return segment(shapes, card, input, options);
     },
     dispose: () => {
       shapes.dispose();
