@@ -181,9 +181,9 @@ test('the notebooks reach the package through its public paths only', () => {
   const dir = path.join(ROOT, 'notebooks');
   const found: string[] = [];
   for (const name of fs.readdirSync(dir).filter((f) => f.endsWith('.ipynb'))) {
-    const cells = JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')).cells as Array<{ cell_type: string; source: string[] }>;
+    const cells = JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')).cells as Array<{ cell_type: string; source: string | string[] }>;
     for (const cell of cells.filter((c) => c.cell_type === 'code')) {
-      for (const m of cell.source.join('').matchAll(/require\(\s*['"]([^'"]+)['"]\s*\)/g)) found.push(`${name}: ${m[1]}`);
+      for (const m of [cell.source].flat().join('').matchAll(/require\(\s*['"]([^'"]+)['"]\s*\)/g)) found.push(`${name}: ${m[1]}`);
     }
   }
   assert.ok(found.length >= 5, `the notebooks require the package: ${found.join(', ')}`);

@@ -1,5 +1,5 @@
 // Fuzzing the parsers of files the project does not control: seeded truncations and random byte
-// flips of a valid safetensors file, model.json (with its shard), IDX file (raw and gzipped), CIFAR
+// flips of a valid safetensors file, PyTorch checkpoint, model.json (with its shard), IDX file (raw and gzipped), CIFAR
 // batch, PNG and JPEG. Each case must either parse or fail with the project's own one-line error
 // naming the file (no TypeError, RangeError or stack from deep inside), none may hang, and the
 // process's peak memory may not grow past a bound: no header can make a parser allocate at will.
@@ -12,6 +12,7 @@ import * as jpeg from 'jpeg-js';
 import { init } from '../src/backend';
 import { Rng } from '../src/random/prng';
 import { encodeSafetensors, parseSafetensors } from '../src/weights/safetensors';
+import { parsePytorchCheckpoint } from '../src/weights/pytorch';
 import { readTfjsWeights } from '../src/weights/tfjs-weights';
 import { sha256Hex } from '../src/weights/digest';
 import { decodeIdx, encodeIdx } from '../src/data/idx';
@@ -19,6 +20,7 @@ import { Cifar } from '../src/data/cifar';
 import { decodeLabelPng, readPngHeader } from '../src/data/camvid';
 import { decodeImageFile, jpegHeader } from '../src/data/image-file';
 import { cifarRecord, concatBytes, rgbPng, tempDir } from './data-fixtures';
+import { FIXTURES } from './helpers';
 
 const SEED = 0x5eed;
 const CASES = 2500;
@@ -78,6 +80,14 @@ test('safetensors: truncations and byte flips give SafetensorsErrors naming the 
     const file = parseSafetensors(bytes, 'fuzz.safetensors');
     for (const n of file.names()) file.read(n);
   }, 1);
+});
+
+test('PyTorch checkpoints (zip + pickle): errors naming the file', async () => {
+  const base = new Uint8Array(fs.readFileSync(path.join(FIXTURES, 'pytorch', 'tensors.pth')));
+  await fuzz(base, 'fuzz.pth', (bytes) => {
+    const file = parsePytorchCheckpoint(bytes, 'fuzz.pth');
+    for (const n of file.names()) file.read(n);
+  }, 9);
 });
 
 test('model.json: mutated weight lists fail naming the file (or its shard), before reading past their size', async () => {

@@ -26,7 +26,12 @@ const EXPECTED: Record<string, { weights: number; weightsSha: string; layersSha:
     weights: 497, weightsSha: '91962754856f408d', layersSha: '8f57c4e8795fbe35',
     layers: 'image stem_conv block1 transition1 transition1_pool block2 transition2 transition2_pool block3 final_norm final_relu final_pool classifier',
   },
-  'fc-densenet56': { weights: 308, weightsSha: 'd8f9b0a3022839cb', layersSha: 'a919163fecff24e0' },
+  // Layers: as generated then, plus a crop after each transposed conv (any input size); weight names unchanged.
+  'fc-densenet56': {
+    weights: 308, weightsSha: 'd8f9b0a3022839cb', layersSha: 'b02dcbb77bbeb785',
+    layers: 'image stem_conv ' + [1, 2, 3, 4, 5].map((i) => `down${i} transition_down${i} transition_down${i}_drop transition_down${i}_pool`).join(' ') +
+      ' bottleneck ' + [1, 2, 3, 4, 5].map((i) => `transition_up${i}_conv transition_up${i}_crop transition_up${i}_concat up${i}`).join(' ') + ' head_conv',
+  },
 };
 
 function withModel(name: string, use: (model: tf.LayersModel) => void): void {

@@ -11,6 +11,8 @@ const CASES: Array<[string, zoo.CreateOptions, number]> = [
   ['densenet-bc-100-k12', { inputShape: [16, 16, 3] }, 4],
   ['densenet121', { inputShape: [32, 32, 3], numClasses: 10 }, 2], // a small ImageNet-style DenseNet
   ['fc-densenet56', { inputShape: [32, 32, 3], dropRate: 0 }, 2],
+  // Odd sizes: pooling floors and every transposed conv's output is cropped to its skip.
+  ['fc-densenet56', { inputShape: [45, 38, 3], dropRate: 0, growthRate: 6 }, 1],
 ];
 
 function step(model: tf.LayersModel, x: tf.Tensor, labels: tf.Tensor): { loss: number; grads: Map<string, tf.Tensor> } {
@@ -20,7 +22,7 @@ function step(model: tf.LayersModel, x: tf.Tensor, labels: tf.Tensor): { loss: n
 }
 
 for (const [name, options, batch] of CASES) {
-  test(`${name}: naive and efficient training agree (loss, every gradient, BN running statistics)`, async () => {
+  test(`${name} ${(options.inputShape ?? []).join('x')}: naive and efficient training agree (loss, every gradient, BN running statistics)`, async () => {
     await init('wasm', { log: null });
     const naive = zoo.create(name, { ...options, memoryEfficient: false });
     const efficient = zoo.create(name, { ...options, memoryEfficient: true });

@@ -70,12 +70,31 @@ test('summary reports resolutions and FLOPs of densenet121 like the paper (2.9 G
   assert.equal(s.totalParams, PARAMS.densenet121);
 });
 
-test('segmentation models give per-pixel logits and accept any size divisible by 32', async () => {
+test('segmentation models give per-pixel logits at any size from 32 up, as the authors\' crop-after-upsampling allows', async () => {
   await init('cpu', { log: null });
-  const model = zoo.create('fc-densenet56', { inputShape: [64, 96, 1], numClasses: 4 });
-  const y = model.predict(tf.zeros([2, 64, 96, 1])) as tf.Tensor;
-  assert.deepEqual(y.shape, [2, 64, 96, 4]);
-  assert.throws(() => zoo.create('fc-densenet56', { inputShape: [100, 96, 3] }), /fc-densenet56 cannot take input 100x96x3.*divisible by 32/);
+  for (const [h, w] of [[64, 96], [45, 70], [33, 32]]) {
+    const model = zoo.create('fc-densenet56', { inputShape: [h, w, 1], numClasses: 4 });
+    const y = model.predict(tf.zeros([2, h, w, 1])) as tf.Tensor;
+    assert.deepEqual(y.shape, [2, h, w, 4]);
+    tf.dispose([y]);
+    model.dispose();
+  }
+  assert.throws(() => zoo.create('fc-densenet56', { inputShape: [31, 96, 3] }), /fc-densenet56 cannot take input 31x96x3.*at least 32/);
+});
+
+test('FC-DenseNet trains on whole 360x480 CamVid frames: forward and backward at that size', async () => {
+  await init('cpu', { log: null });
+  const model = zoo.create('fc-densenet56', { inputShape: [360, 480, 3], blockLayers: [1, 1, 1, 1, 1], growthRate: 2, dropRate: 0 });
+  const x = tf.randomNormal([1, 360, 480, 3], 0, 1, 'float32', 3);
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(model.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar, vars);
+  assert.deepEqual((model.outputs[0].shape as number[]).slice(1), [360, 480, 11]);
+  assert.ok(Number.isFinite((await value.data())[0]));
+  assert.equal(Object.keys(grads).length, vars.length, 'a gradient for every weight');
+  const stem = grads[(model.getLayer('stem_conv').trainableWeights[0].read() as tf.Variable).name];
+  assert.ok((await tf.max(tf.abs(stem)).data())[0] > 0, 'the loss reaches the first conv');
+  tf.dispose([x, value, ...Object.values(grads)]);
+  model.dispose();
 });
 
 test('options change the architecture as documented', async () => {

@@ -22,10 +22,10 @@ export interface RawSamples {
 
 // Separate random streams so that the order and the augmentation never share numbers.
 const ORDER_STREAM = 1;
-const AUGMENT_STREAM = 2;
-const SPLIT_CODES: Record<Split, number> = { train: 0, val: 1, test: 2 };
+export const AUGMENT_STREAM = 2;
+export const SPLIT_CODES: Record<Split, number> = { train: 0, val: 1, test: 2 };
 
-function checkInteger(name: string, value: number, min: number): void {
+export function checkInteger(name: string, value: number, min: number): void {
   if (!Number.isSafeInteger(value) || value < min) {
     throw new Error(`batch option ${name} must be an integer >= ${min}, got ${value}`);
   }

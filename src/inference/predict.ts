@@ -19,7 +19,7 @@ export interface PredictionInfo {
 }
 
 /** FC-DenseNet halves the resolution five times. */
-export const SEGMENTATION_MULTIPLE = 32;
+export const SEGMENTATION_MIN_SIDE = 32;
 
 export interface ClassScore {
   class: number;
@@ -64,7 +64,6 @@ export interface Segmentation {
   colors: Rgb[];
 }
 
-const roundUp = (v: number, m: number) => Math.ceil(v / m) * m;
 
 /**
  * Largest image segmented at its own size: 1 megapixel (1024x1024). FC-DenseNet's activations take
@@ -98,7 +97,7 @@ function scaleLabels(labels: Int32Array, sh: number, sw: number, h: number, w: n
 
 /**
  * A class per pixel at the image's own size. The network sees the image (downsized past
- * `maxPixels`) padded bottom/right to a multiple of 32; the labels are cut back and scaled up.
+ * `maxPixels`; padded bottom/right to 32 if smaller); the labels are cut back and scaled up.
  */
 export async function segment(models: ModelForShape, info: PredictionInfo, input: ImageInput, options: SegmentOptions = {}): Promise<Segmentation> {
   if (info.task !== 'segmentation') throw new Error(`a ${info.task} model cannot segment; use classify()`);
@@ -108,7 +107,8 @@ export async function segment(models: ModelForShape, info: PredictionInfo, input
   const [h, w] = imageSize(image);
   const [sh, sw] = segmentationInputSize(h, w, maxPixels);
   const c = info.preprocessing.inputShape[2];
-  const padded: [number, number, number] = [roundUp(sh, SEGMENTATION_MULTIPLE), roundUp(sw, SEGMENTATION_MULTIPLE), c];
+  // FC-DenseNet takes any size from 32 up: only smaller images are padded.
+  const padded: [number, number, number] = [Math.max(sh, SEGMENTATION_MIN_SIDE), Math.max(sw, SEGMENTATION_MIN_SIDE), c];
   const model = models.get(padded);
   const x = imageToInput(image, { ...info.preprocessing, inputShape: [sh, sw, c], resize: undefined });
   const labelsT = tf.tidy(() => {

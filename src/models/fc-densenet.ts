@@ -1,6 +1,8 @@
 // Builder for FC-DenseNet / "Tiramisu" (Jegou et al. 2017): a dense-block encoder with
 // max-pooling transitions, a bottleneck block, and a decoder whose transposed convs
-// upsample only the previous block's new feature maps before joining the skip.
+// upsample only the previous block's new feature maps before joining the skip. Any input size
+// works, as in the authors' code: pooling floors, and each transposed conv's output (2n + 1) is
+// cropped to its skip's size before they are joined (at even sizes, what a 'same' conv gives).
 import * as tf from '../tf';
 import { MaskDropout } from '../layers/dropout';
 import { PreActivationConv } from '../layers/pre-activation-conv';
@@ -17,7 +19,8 @@ export interface FCDenseNetArch {
   dropRate: number;
 }
 
-function inputMultiple(arch: FCDenseNetArch): number {
+/** Every pooling halves the size (rounding down): the smallest side that survives them all. */
+function minimumInputSide(arch: FCDenseNetArch): number {
   return 2 ** arch.downLayers.length;
 }
 
@@ -34,14 +37,20 @@ function transitionDown(x: tf.SymbolicTensor, i: number, arch: FCDenseNetArch, m
 
 function transitionUp(x: tf.SymbolicTensor, skip: tf.SymbolicTensor, i: number): tf.SymbolicTensor {
   const at = stages.transitionUp(i);
-  const up = tf.layers
-    .conv2dTranspose({ name: layerName(at, 'conv'), filters: channels(x), kernelSize: 3, strides: 2, padding: 'same', useBias: true, kernelInitializer: 'heUniform' })
+  let up = tf.layers
+    .conv2dTranspose({ name: layerName(at, 'conv'), filters: channels(x), kernelSize: 3, strides: 2, padding: 'valid', useBias: true, kernelInitializer: 'heUniform' })
     .apply(x) as tf.SymbolicTensor;
+  const [extraH, extraW] = [1, 2].map((axis) => (up.shape[axis] as number) - (skip.shape[axis] as number));
+  if (extraH > 0 || extraW > 0) {
+    // The authors' centre crop: (extra // 2) rows before, the rest after; extra is 0 or 1 here.
+    const cropping: [[number, number], [number, number]] = [[extraH >> 1, extraH - (extraH >> 1)], [extraW >> 1, extraW - (extraW >> 1)]];
+    up = tf.layers.cropping2D({ name: layerName(at, 'crop'), cropping }).apply(up) as tf.SymbolicTensor;
+  }
   return concat(layerName(at, 'concat'), [up, skip]);
 }
 
 export function buildFCDenseNet(arch: FCDenseNetArch, options: BuildOptions): tf.LayersModel {
-  checkInputShape(options.name, options.inputShape, { multipleOf: inputMultiple(arch) });
+  checkInputShape(options.name, options.inputShape, { min: minimumInputSide(arch) });
   const block = (name: string, numLayers: number, output: 'all' | 'new') => denseBlockSpec(arch, options, name, numLayers, output);
   const input = tf.input({ shape: options.inputShape, name: INPUT_LAYER });
   let x = conv(FIRST_CONV, arch.stemChannels, 3).apply(input) as tf.SymbolicTensor;

@@ -39,6 +39,8 @@ export interface DataSpec {
   dir?: string;
   /** fashion-mosaics options. */
   mosaic?: Record<string, unknown>;
+  /** image-folder and segmentation-folder options (input size, split fraction, augmentation, palette). */
+  folder?: Record<string, unknown>;
   task: 'classification' | 'segmentation';
   imageShape: [number, number, number];
   normalization: Normalization;

@@ -2,7 +2,7 @@
 // images were normalised, so that eval, predict and --resume open the same data the same way.
 import * as path from 'path';
 import type { Dataset, Split } from '../data/dataset';
-import { openDataset } from '../data';
+import { FolderOptions, openDataset, OpenDatasetOptions } from '../data';
 import type { DataSpec } from './checkpoint';
 import * as zoo from '../zoo';
 import type { InputShape } from '../models/common';
@@ -10,7 +10,13 @@ import type { InputShape } from '../models/common';
 export interface DataSpecOptions {
   dir?: string;
   mosaic?: Record<string, unknown>;
+  folder?: FolderOptions;
   evalSplit?: Split;
+}
+
+/** Folder options that describe the data (the decoder and threads are the machine's business). */
+function recordedFolderOptions({ decoder, workers, prefetch, ...rest }: FolderOptions): Record<string, unknown> {
+  return rest as Record<string, unknown>;
 }
 
 export function dataSpecFor(dataset: Dataset, opts: DataSpecOptions = {}): DataSpec {
@@ -28,14 +34,16 @@ export function dataSpecFor(dataset: Dataset, opts: DataSpecOptions = {}): DataS
   };
   if (opts.dir) spec.dir = path.resolve(opts.dir);
   if (opts.mosaic && Object.keys(opts.mosaic).length) spec.mosaic = opts.mosaic;
+  if (opts.folder) spec.folder = recordedFolderOptions(opts.folder);
   if (dataset.ignoreLabel !== undefined) spec.ignoreLabel = dataset.ignoreLabel;
   if (dataset.palette) spec.palette = dataset.palette.map((c) => [c[0], c[1], c[2]]);
   return spec;
 }
 
 /** Opens the dataset a checkpoint was trained on (from `dir` instead, when given), normalised as in training. */
-export function openDatasetFromSpec(spec: DataSpec, dir?: string): Dataset {
-  return openDataset(spec.dataset, { dir: dir ?? spec.dir, normalization: spec.normalization, mosaic: spec.mosaic });
+export function openDatasetFromSpec(spec: DataSpec, dir?: string, runtime: Pick<OpenDatasetOptions, 'note'> & Pick<FolderOptions, 'decoder'> = {}): Dataset {
+  const folder = spec.folder ? { ...(spec.folder as FolderOptions), ...(runtime.decoder ? { decoder: runtime.decoder } : {}) } : undefined;
+  return openDataset(spec.dataset, { dir: dir ?? spec.dir, normalization: spec.normalization, mosaic: spec.mosaic, folder, note: runtime.note });
 }
 
 /** Checks that data opened for a checkpoint has the shape and classes the model was trained for. */

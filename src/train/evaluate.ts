@@ -1,7 +1,7 @@
 // Evaluation of a model on a split: the mean loss and the task's metrics (top-1/top-5 accuracy,
 // or global pixel accuracy, per-class IoU and mean IoU), with the confusion matrix for reports.
-// Segmentation images are padded (labels with the ignore label) to the size FC-DenseNet needs,
-// and evaluated by a copy of the model built for that size (zoo.modelsBySize): the weights do not depend on it.
+// Segmentation images are evaluated whole, by a copy of the model built for their size
+// (zoo.modelsBySize): FC-DenseNet takes any size, and its weights do not depend on it.
 import * as tf from '../tf';
 import type { Dataset, Split } from '../data/dataset';
 import { batchToTensors } from '../data/tensors';
@@ -10,7 +10,6 @@ import { ClassificationMeter, SegmentationMeter } from './metrics';
 import { ModelForShape } from '../inference/model-for-shape';
 import * as zoo from '../zoo';
 import type { ZooModel } from '../zoo';
-import { SEGMENTATION_MULTIPLE } from '../inference/predict';
 
 export interface EvalOptions {
   split: Split;
@@ -56,7 +55,6 @@ async function evaluateWith(models: ModelForShape, dataset: Dataset, opts: EvalO
   const segmentation = dataset.task === 'segmentation';
   const batchOpts = {
     batchSize: opts.batchSize ?? (segmentation ? 1 : 64), limit: opts.limit, shuffle: false, augment: false,
-    ...(segmentation ? { padToMultiple: SEGMENTATION_MULTIPLE } : {}),
   };
   models.invalidate();
   const total = dataset.numBatches(opts.split, batchOpts);
