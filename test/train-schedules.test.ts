@@ -62,7 +62,8 @@ test('recipes carry the papers\' numbers', () => {
   assert.deepEqual(milestoneSteps(i.milestones, 90), [30, 60], 'ImageNet: divide at epochs 30 and 60');
   const t = RECIPES.tiramisu;
   assert.deepEqual([t.optimizer, t.lr, t.schedule, t.epochDecay, t.weightDecay, t.weightDecayScope, t.batchSize, t.crop],
-    ['rmsprop', 1e-3, 'exponential', 0.995, 1e-4, 'kernels', 3, 224]);
+    ['rmsprop', 1e-3, 'exponential', 0.995, 1e-4, 'kernels-and-scales', 3, 224]);
+  assert.equal(t.weightDecayForm, 'loss', 'tiramisu: 1e-4 * sum(w^2) in the loss, as the authors\' Lasagne code');
   assert.equal(defaultRecipe('fc-densenet'), 'tiramisu');
   assert.equal(defaultRecipe('densenet', 'cifar'), 'densenet-cifar');
   assert.equal(defaultRecipe('densenet', 'imagenet'), 'densenet-imagenet');

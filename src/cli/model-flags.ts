@@ -1,6 +1,7 @@
 // The architecture options of the one road (zoo.resolve) as command-line flags, shared by every
 // command that builds a model, so `--depth 40 --growth 12` means the same to train, plan and bench.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { KERNEL_INITS, KernelInit } from '../layers/initializers';
 import type { ModelOptions } from '../zoo';
 
 export interface ArchitectureFlags {
@@ -10,6 +11,7 @@ export interface ArchitectureFlags {
   stemChannels?: number;
   stemNorm?: boolean;
   dropRate?: number;
+  kernelInit?: KernelInit;
 }
 
 function parseNumber(flag: string, check: (x: number) => boolean, expected: string) {
@@ -52,11 +54,14 @@ export function addArchitectureFlags(cmd: Command): Command {
     .option('--block-layers <list>', 'layers of each dense block, e.g. 6,12,24,16 (FC-DenseNet: of each encoder block)', parseList('--block-layers'))
     .option('--stem-channels <n>', 'channels of the stem conv', parsePositiveInt('--stem-channels'))
     .option('--stem-norm', 'CIFAR DenseNets: a BatchNorm-ReLU after the stem conv (as many public CIFAR checkpoints have)')
-    .option('--drop-rate <x>', 'dropout rate of the model', parseFraction('--drop-rate'));
+    .option('--drop-rate <x>', 'dropout rate of the model', parseFraction('--drop-rate'))
+    .addOption(new Option('--kernel-init <init>', 'conv kernel initialisation (default: torchvision\'s he-normal for DenseNet, the authors\' he-uniform for FC-DenseNet)')
+      .choices(KERNEL_INITS as unknown as string[]));
 }
 
 export function architectureOptions(f: ArchitectureFlags): ModelOptions {
   return {
     depth: f.depth, growthRate: f.growth, blockLayers: f.blockLayers, stemChannels: f.stemChannels, stemNorm: f.stemNorm, dropRate: f.dropRate,
+    kernelInit: f.kernelInit,
   };
 }

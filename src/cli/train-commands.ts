@@ -3,7 +3,7 @@ import { existsSync } from 'fs';
 import * as path from 'path';
 import { Command, CommanderError, Option } from 'commander';
 import * as zoo from '../zoo';
-import { DATASET_NAMES, openDataset } from '../data';
+import { DATASET_NAMES, FolderOptions, openDataset, readPaletteFile } from '../data';
 import type { Dataset, Split } from '../data/dataset';
 import type { MosaicOptions } from '../data/mosaics';
 import type { ModelOptions, ModelSpec, ZooModel } from '../zoo';
@@ -14,14 +14,14 @@ import {
 import { checkDataMatches, dataSpecFor, modelOptionsForDataset, openDatasetFromSpec } from '../train/data-spec';
 import { evaluate, EvalResult } from '../train/evaluate';
 import { defaultRecipe, applyOverrides, ConfigOverrides, RECIPE_NAMES, resolveConfig, TrainConfig } from '../train/recipes';
-import { OPTIMIZER_NAMES } from '../train/optimizers';
+import { OPTIMIZER_NAMES, WEIGHT_DECAY_FORMS, WEIGHT_DECAY_SCOPES } from '../train/optimizers';
 import { SCHEDULE_NAMES } from '../train/schedules';
 import { defaultReporter, formatDuration, formatMetrics } from '../train/progress';
 import { writeRunReport } from '../train/report';
 import { LAST, StopSignal, train } from '../train/trainer';
 import { initBackend } from './zoo-commands';
 import {
-  addArchitectureFlags, architectureOptions, ArchitectureFlags, parseFraction, parseInteger, parseNonNegative, parsePositive, parsePositiveInt,
+  addArchitectureFlags, architectureOptions, ArchitectureFlags, parseFraction, parseInputShape, parseInteger, parseNonNegative, parsePositive, parsePositiveInt,
 } from './model-flags';
 
 /** Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
@@ -38,6 +38,8 @@ interface TrainFlags extends ArchitectureFlags {
   optimizer?: string;
   schedule?: string;
   weightDecay?: number;
+  weightDecayScope?: string;
+  weightDecayForm?: string;
   momentum?: number;
   nesterov?: boolean;
   augment?: boolean;
@@ -59,6 +61,63 @@ interface TrainFlags extends ArchitectureFlags {
   mosaicTest?: number;
   out?: string;
   resume?: boolean;
+  input?: [number, number, number] | [number, number];
+  valFraction?: number;
+  palette?: string;
+  ignoreIndex?: number;
+  decoder?: 'auto' | 'js' | 'sharp';
+  mean?: number[];
+  std?: number[];
+}
+
+const FOLDER_DATASETS = ['image-folder', 'segmentation-folder'];
+
+/** Where datasets report what they found (segmentation-folder's class frequencies). */
+const noteLine = (line: string) => process.stdout.write(`${line}\n`);
+
+function parseIntegerInRange(flag: string, lo: number, hi: number) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (text.trim() === '' || !Number.isInteger(n) || n < lo || n > hi) throw new Error(`${flag} '${text}': expected an integer ${lo}..${hi}`);
+    return n;
+  };
+}
+
+function parseNumberList(flag: string) {
+  return (text: string): number[] => {
+    const values = text.split(',').map((v) => Number(v.trim()));
+    if (values.some((v) => text.trim() === '' || !Number.isFinite(v))) throw new Error(`${flag} '${text}': expected comma-separated numbers, e.g. 0.485,0.456,0.406`);
+    return values;
+  };
+}
+
+/** --mean and --std: both or neither, one value per channel, std positive. */
+function flagNormalization(f: Partial<TrainFlags>, channels: number): { mean: number[]; std: number[] } | undefined {
+  if (!f.mean && !f.std) return undefined;
+  if (!f.mean || !f.std) throw new Error('--mean and --std go together: give both (one value per channel, pixels scaled to 0..1)');
+  if (f.mean.length !== channels || f.std.length !== channels) {
+    throw new Error(`--mean and --std need ${channels} values each (one per channel of the ${channels}-channel images), got ${f.mean.length} and ${f.std.length}`);
+  }
+  if (f.std.some((v) => !(v > 0))) throw new Error(`--std ${f.std.join(',')}: every value must be > 0`);
+  return { mean: f.mean, std: f.std };
+}
+
+/** The folder datasets' options from the flags; a folder flag with another dataset is an error. */
+function folderFlags(name: string, all: TrainFlags, recipe: string): FolderOptions | undefined {
+  const given = (['input', 'valFraction', 'palette', 'ignoreIndex', 'decoder'] as const).filter((k) => all[k] !== undefined);
+  if (!FOLDER_DATASETS.includes(all.dataset)) {
+    if (given.length) throw new Error(`--input, --val-fraction, --palette, --ignore-index and --decoder apply to --dataset ${FOLDER_DATASETS.join(' and ')}`);
+    return undefined;
+  }
+  if (all.dataset === 'segmentation-folder') {
+    if (all.input || all.decoder) throw new Error('--input and --decoder apply to --dataset image-folder; segmentation-folder trains on its images\' own size (see --crop)');
+    return { valFraction: all.valFraction, ignoreIndex: all.ignoreIndex, palette: all.palette ? readPaletteFile(all.palette) : undefined };
+  }
+  if (all.palette || all.ignoreIndex !== undefined) throw new Error('--palette and --ignore-index apply to --dataset segmentation-folder');
+  return {
+    inputShape: all.input ?? zoo.info(name).input.shape, valFraction: all.valFraction, decoder: all.decoder,
+    augmentation: recipe === 'densenet-imagenet' ? 'imagenet' : 'cifar',
+  };
 }
 
 /** The flags the user actually typed (commander defaults never count as overrides). */
@@ -73,7 +132,8 @@ function given<T extends object>(cmd: Command, flags: T): Partial<T> {
 function configOverrides(f: Partial<TrainFlags>): ConfigOverrides {
   return {
     epochs: f.epochs, maxSteps: f.maxSteps, batchSize: f.batch, lr: f.lr, optimizer: f.optimizer as TrainConfig['optimizer'],
-    schedule: f.schedule as TrainConfig['schedule'], weightDecay: f.weightDecay, momentum: f.momentum, nesterov: f.nesterov,
+    schedule: f.schedule as TrainConfig['schedule'], weightDecay: f.weightDecay,
+    weightDecayScope: f.weightDecayScope as TrainConfig['weightDecayScope'], weightDecayForm: f.weightDecayForm as TrainConfig['weightDecayForm'], momentum: f.momentum, nesterov: f.nesterov,
     augment: f.augment, crop: f.crop, freezeBackbone: f.freezeBackbone, backboneLrMult: f.backboneLrMult, seed: f.seed, logEvery: f.logEvery,
     evalLimit: f.evalLimit, evalEvery: f.evalEvery, checkpointEvery: f.checkpointEvery,
   };
@@ -98,6 +158,8 @@ function fixedOnResume(state: LoadedCheckpoint['state']): Array<[keyof TrainFlag
     ['freshHead', '--fresh-head', state.initialWeights && !state.initialWeights.headLoaded],
     ['crop', '--crop', state.config.crop], ['optimizer', '--optimizer', state.config.optimizer], ['evalSplit', '--eval-split', state.data.evalSplit],
     ['mosaicSize', '--mosaic-size', mosaic.size], ['mosaicTrain', '--mosaic-train', mosaic.trainCount], ['mosaicTest', '--mosaic-test', mosaic.testCount],
+    ['valFraction', '--val-fraction', state.data.folder?.valFraction], ['ignoreIndex', '--ignore-index', state.data.ignoreLabel],
+    ['mean', '--mean', state.data.normalization.mean], ['std', '--std', state.data.normalization.std],
   ];
 }
 
@@ -121,7 +183,7 @@ function prepareResume(name: string, out: string, f: Partial<TrainFlags>, all: T
       ' (start a new run with another --out instead)');
   }
   const config = applyOverrides(state.config, configOverrides(f));
-  const dataset = openDatasetFromSpec(state.data, all.data);
+  const dataset = openDatasetFromSpec(state.data, all.data, { note: noteLine, decoder: all.decoder });
   checkDataMatches(state.data, dataset);
   const memoryEfficient = f.efficient ?? state.model.memoryEfficient;
   return { model: { ...state.model, memoryEfficient }, dataset, config, data: state.data, resume };
@@ -155,9 +217,11 @@ async function prepareFresh(name: string, out: string, f: Partial<TrainFlags>, a
   const config = resolveConfig(recipeName, configOverrides(f));
   const mosaic = mosaicOptions(all);
   if (Object.keys(mosaic).length && all.dataset !== 'fashion-mosaics') throw new Error('--mosaic-* options apply to --dataset fashion-mosaics');
-  let dataset = openDataset(all.dataset, { dir: all.data, mosaic });
-  const normalization = weightsNormalization(name, all.weights, dataset.imageShape[2]);
-  if (normalization) dataset = openDataset(all.dataset, { dir: all.data, mosaic, normalization });
+  const folder = folderFlags(name, all, config.recipe);
+  let dataset = openDataset(all.dataset, { dir: all.data, mosaic, folder, note: noteLine });
+  // --mean/--std (weights from elsewhere) win over what the weights record, which wins over the dataset's own.
+  const normalization = flagNormalization(all, dataset.imageShape[2]) ?? weightsNormalization(name, all.weights, dataset.imageShape[2]);
+  if (normalization) dataset = openDataset(all.dataset, { dir: all.data, mosaic, folder, normalization });
   const fitted = modelOptionsForDataset(name, dataset, config.augment ? config.crop : undefined);
   if (all.classes !== undefined && all.classes !== fitted.numClasses) {
     throw new Error(`--classes ${all.classes}: dataset ${dataset.name} has ${fitted.numClasses} classes; the new head takes the dataset's`);
@@ -165,7 +229,9 @@ async function prepareFresh(name: string, out: string, f: Partial<TrainFlags>, a
   const options: ModelOptions = {
     ...architectureOptions(all), ...fitted, memoryEfficient: all.efficient ?? false,
   };
-  const data = dataSpecFor(dataset, { dir: all.data, mosaic: mosaic as Record<string, unknown>, evalSplit: all.evalSplit });
+  // A folder without a test split is evaluated on its held-out (or own) val split.
+  const evalSplit = all.evalSplit ?? (!dataset.splits.includes('test') && dataset.splits.includes('val') ? 'val' : undefined);
+  const data = dataSpecFor(dataset, { dir: all.data, mosaic: mosaic as Record<string, unknown>, folder, evalSplit });
   if (!all.weights) return { model: zoo.resolve(name, options).spec, dataset, config, data };
   const model = zoo.create(name, { ...options, seed: config.seed });
   try {
@@ -222,6 +288,8 @@ function registerTrain(program: Command): void {
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(OPTIMIZER_NAMES as unknown as string[]))
     .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(SCHEDULE_NAMES as unknown as string[]))
     .option('--weight-decay <x>', 'L2 weight decay added to the gradients', parseNonNegative('--weight-decay'))
+    .addOption(new Option('--weight-decay-scope <scope>', 'weights the decay applies to (tiramisu: kernels-and-scales, as the authors\' Lasagne code)').choices(WEIGHT_DECAY_SCOPES as unknown as string[]))
+    .addOption(new Option('--weight-decay-form <form>', 'gradient: wd * w added to the gradient (torch); loss: wd * sum(w^2) added to the loss (Lasagne)').choices(WEIGHT_DECAY_FORMS as unknown as string[]))
     .option('--momentum <x>', 'SGD momentum', parseFraction('--momentum'))
     .option('--no-nesterov', 'plain momentum instead of Nesterov')
     .option('--no-augment', 'no random crop/flip')
@@ -241,6 +309,13 @@ function registerTrain(program: Command): void {
     .option('--mosaic-size <n>', 'fashion-mosaics canvas side (multiple of 32, default 64)', parsePositiveInt('--mosaic-size'))
     .option('--mosaic-train <n>', 'fashion-mosaics training images (default 10000)', parsePositiveInt('--mosaic-train'))
     .option('--mosaic-test <n>', 'fashion-mosaics test images (default 2000)', parsePositiveInt('--mosaic-test'))
+    .option('--input <HxW>', 'image-folder: size the images are resized and cropped to, HxW or HxWxC with C 1 or 3 (default: the model\'s input)', parseInputShape)
+    .option('--val-fraction <x>', 'image-folder, segmentation-folder without val/: fraction of each class held out as the val split (default 0.1)', parseFraction('--val-fraction'))
+    .option('--palette <file>', 'segmentation-folder: JSON list of { "color": [r, g, b], "id": n, "name": "..." } for colour masks')
+    .option('--ignore-index <n>', 'segmentation-folder: mask label left out of loss and metrics (CamVid\'s void: 11)', parseIntegerInRange('--ignore-index', 0, 255))
+    .addOption(new Option('--decoder <name>', 'image-folder: image decoder (default auto: sharp where installed, else pure JS)').choices(['auto', 'js', 'sharp']))
+    .option('--mean <list>', 'normalisation mean per channel (pixels in 0..1), e.g. 0.485,0.456,0.406: overrides the weights\' and the dataset\'s', parseNumberList('--mean'))
+    .option('--std <list>', 'normalisation std per channel, with --mean', parseNumberList('--std'))
     .option('--out <dir>', 'run folder for last/, best/ and metrics.jsonl (default runs/<name>-<dataset>)')
     .option('--resume', 'continue the run in --out from its last checkpoint'))
     .action(async (name: string, flags: TrainFlags, cmd: Command) => {

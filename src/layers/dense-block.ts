@@ -21,6 +21,7 @@ import {
 } from '../core/bn-relu-conv';
 import { dropoutMask } from '../core/dropout-mask';
 import { denseUnit } from './layer-names';
+import { KernelInit } from './initializers';
 import { BATCH_NORM_DEFAULTS, UnitVariables, addUnitVariables, movingStats, readUnit, updateMovingStats } from './unit-variables';
 
 export interface DenseBlockArgs {
@@ -38,6 +39,8 @@ export interface DenseBlockArgs {
   epsilon?: number;
   /** Keras-style: moving = momentum * moving + (1 - momentum) * batch (torch's momentum 0.1). */
   momentum?: number;
+  /** Default he-normal. */
+  kernelInit?: KernelInit;
 }
 
 /** What the forward pass leaves for the backward pass of one dense layer. */
@@ -61,6 +64,7 @@ export class DenseBlock extends tf.layers.Layer {
   readonly outputMode: 'all' | 'new';
   readonly epsilon: number;
   readonly momentum: number;
+  readonly kernelInit: KernelInit;
   memoryEfficient: boolean;
   /** units[l][u]: unit u (0: norm1/conv1, 1: norm2/conv2) of layer l. */
   private units: UnitVariables[][] = [];
@@ -76,6 +80,7 @@ export class DenseBlock extends tf.layers.Layer {
     this.outputMode = args.output;
     this.epsilon = args.epsilon ?? BATCH_NORM_DEFAULTS.epsilon;
     this.momentum = args.momentum ?? BATCH_NORM_DEFAULTS.momentum;
+    this.kernelInit = args.kernelInit ?? 'he-normal';
   }
 
   get inputChannels(): number {
@@ -89,7 +94,7 @@ export class DenseBlock extends tf.layers.Layer {
     for (let l = 1; l <= this.numLayers; l++) {
       const channels = c0 + (l - 1) * this.growthRate;
       const unit = (i: 1 | 2, inChannels: number, kernelSize: number, filters: number) => addUnitVariables(this, {
-        ...denseUnit(l, i), channels: inChannels, kernelSize, filters, useBias: this.useBias,
+        ...denseUnit(l, i), channels: inChannels, kernelSize, filters, useBias: this.useBias, kernelInit: this.kernelInit,
       });
       this.units.push(this.bottleneckWidth > 0
         ? [unit(1, channels, 1, this.bottleneckWidth), unit(2, this.bottleneckWidth, 3, this.growthRate)]
@@ -273,6 +278,7 @@ export class DenseBlock extends tf.layers.Layer {
       dropRate: this.dropRate,
       memoryEfficient: this.memoryEfficient,
       output: this.outputMode,
+      kernelInit: this.kernelInit,
       epsilon: this.epsilon,
       momentum: this.momentum,
     };

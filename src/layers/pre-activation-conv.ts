@@ -4,6 +4,7 @@
 import * as tf from '../tf';
 import { bnRelu, channelStats, conv, unitBackward, unitForward, unitWeightList } from '../core/bn-relu-conv';
 import { TRANSITION_UNIT } from './layer-names';
+import { KernelInit } from './initializers';
 import { BATCH_NORM_DEFAULTS, UnitVariables, addUnitVariables, movingStats, readUnit, updateMovingStats } from './unit-variables';
 
 export interface PreActivationConvArgs {
@@ -14,6 +15,8 @@ export interface PreActivationConvArgs {
   memoryEfficient: boolean;
   epsilon?: number;
   momentum?: number;
+  /** Default he-normal. */
+  kernelInit?: KernelInit;
 }
 
 type Shape = Array<number | null>;
@@ -25,6 +28,7 @@ export class PreActivationConv extends tf.layers.Layer {
   readonly useBias: boolean;
   readonly epsilon: number;
   readonly momentum: number;
+  readonly kernelInit: KernelInit;
   memoryEfficient: boolean;
   private unit?: UnitVariables;
 
@@ -36,11 +40,13 @@ export class PreActivationConv extends tf.layers.Layer {
     this.memoryEfficient = args.memoryEfficient;
     this.epsilon = args.epsilon ?? BATCH_NORM_DEFAULTS.epsilon;
     this.momentum = args.momentum ?? BATCH_NORM_DEFAULTS.momentum;
+    this.kernelInit = args.kernelInit ?? 'he-normal';
   }
 
   build(inputShape: Shape): void {
     this.unit = addUnitVariables(this, {
       ...TRANSITION_UNIT, channels: inputShape[3] as number, kernelSize: this.kernelSize, filters: this.filters, useBias: this.useBias,
+      kernelInit: this.kernelInit,
     });
     this.built = true;
   }
@@ -86,7 +92,7 @@ export class PreActivationConv extends tf.layers.Layer {
     return {
       ...super.getConfig(),
       filters: this.filters, kernelSize: this.kernelSize, useBias: this.useBias,
-      memoryEfficient: this.memoryEfficient, epsilon: this.epsilon, momentum: this.momentum,
+      memoryEfficient: this.memoryEfficient, epsilon: this.epsilon, momentum: this.momentum, kernelInit: this.kernelInit,
     };
   }
 }

@@ -3,6 +3,7 @@
 import * as tf from '../tf';
 import { UnitWeights } from '../core/bn-relu-conv';
 import { UnitScopes, WeightParam, weightName } from './layer-names';
+import { KernelInit, tfjsKernelInitializer } from './initializers';
 
 /** torch's BatchNorm2d defaults (its momentum 0.1 is Keras-style 0.9), for every BatchNorm of the zoo's models. */
 export const BATCH_NORM_DEFAULTS = { epsilon: 1e-5, momentum: 0.9 } as const;
@@ -21,6 +22,7 @@ export interface UnitShape extends UnitScopes {
   kernelSize: number;
   filters: number;
   useBias: boolean;
+  kernelInit: KernelInit;
 }
 
 type AddWeight = (name: string, shape: number[], dtype: 'float32', init: ReturnType<typeof tf.initializers.ones>,
@@ -36,7 +38,7 @@ export function addUnitVariables(layer: tf.layers.Layer, s: UnitShape): UnitVari
     beta: weight(s.norm, 'beta', [s.channels], tf.initializers.zeros()),
     movingMean: weight(s.norm, 'moving_mean', [s.channels], tf.initializers.zeros(), false),
     movingVariance: weight(s.norm, 'moving_variance', [s.channels], tf.initializers.ones(), false),
-    kernel: weight(s.conv, 'kernel', [s.kernelSize, s.kernelSize, s.channels, s.filters], tf.initializers.heNormal({})),
+    kernel: weight(s.conv, 'kernel', [s.kernelSize, s.kernelSize, s.channels, s.filters], tf.initializers[tfjsKernelInitializer(s.kernelInit)]({})),
     bias: s.useBias ? weight(s.conv, 'bias', [s.filters], tf.initializers.zeros()) : undefined,
   };
 }

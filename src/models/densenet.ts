@@ -4,6 +4,7 @@ import * as tf from '../tf';
 import { PreActivationConv } from '../layers/pre-activation-conv';
 import { CLASSIFIER, INPUT_LAYER, layerName, stages } from '../layers/layer-names';
 import { BuildOptions, batchNorm, channels, checkInputShape, denseBlock, relu } from './common';
+import { KernelInit, tfjsKernelInitializer } from '../layers/initializers';
 
 export interface DenseNetArch {
   family: 'densenet';
@@ -13,6 +14,8 @@ export interface DenseNetArch {
   stem: 'imagenet' | 'cifar';
   /** BatchNorm-ReLU after the stem conv: always in the ImageNet stem, optional in the CIFAR one. */
   stemNorm: boolean;
+  /** Initialisation of every conv kernel. */
+  kernelInit: KernelInit;
   /** Bottleneck width as a multiple of the growth rate (4 in DenseNet-B); 0 means none. */
   bottleneckFactor: number;
   /** Transition compression theta: a transition keeps floor(theta * m) channels. */
@@ -31,14 +34,14 @@ const stemLayer = (part: string) => layerName(stages.stem, part);
 function stem(input: tf.SymbolicTensor, arch: DenseNetArch): tf.SymbolicTensor {
   if (arch.stem === 'cifar') {
     const x = tf.layers
-      .conv2d({ name: stemLayer('conv'), filters: arch.stemChannels, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: 'heNormal' })
+      .conv2d({ name: stemLayer('conv'), filters: arch.stemChannels, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: tfjsKernelInitializer(arch.kernelInit) })
       .apply(input) as tf.SymbolicTensor;
     return arch.stemNorm ? (relu(stemLayer('relu')).apply(batchNorm(stemLayer('norm')).apply(x)) as tf.SymbolicTensor) : x;
   }
   // torch pads 3 (conv) and 1 (pool) on every side; tf's 'same' would pad unevenly.
   let x = tf.layers.zeroPadding2d({ name: stemLayer('pad'), padding: 3 }).apply(input) as tf.SymbolicTensor;
   x = tf.layers
-    .conv2d({ name: stemLayer('conv'), filters: arch.stemChannels, kernelSize: 7, strides: 2, padding: 'valid', useBias: false, kernelInitializer: 'heNormal' })
+    .conv2d({ name: stemLayer('conv'), filters: arch.stemChannels, kernelSize: 7, strides: 2, padding: 'valid', useBias: false, kernelInitializer: tfjsKernelInitializer(arch.kernelInit) })
     .apply(x) as tf.SymbolicTensor;
   x = batchNorm(stemLayer('norm')).apply(x) as tf.SymbolicTensor;
   x = relu(stemLayer('relu')).apply(x) as tf.SymbolicTensor;
@@ -47,10 +50,10 @@ function stem(input: tf.SymbolicTensor, arch: DenseNetArch): tf.SymbolicTensor {
   return tf.layers.maxPooling2d({ name: stemLayer('pool'), poolSize: 3, strides: 2, padding: 'valid' }).apply(x) as tf.SymbolicTensor;
 }
 
-function transition(x: tf.SymbolicTensor, t: number, compression: number, memoryEfficient: boolean): tf.SymbolicTensor {
-  const filters = Math.floor(channels(x) * compression);
+function transition(x: tf.SymbolicTensor, t: number, arch: DenseNetArch, memoryEfficient: boolean): tf.SymbolicTensor {
+  const filters = Math.floor(channels(x) * arch.compression);
   const at = stages.transition(t);
-  const y = new PreActivationConv({ name: layerName(at), filters, kernelSize: 1, useBias: false, memoryEfficient }).apply(x) as tf.SymbolicTensor;
+  const y = new PreActivationConv({ name: layerName(at), filters, kernelSize: 1, useBias: false, memoryEfficient, kernelInit: arch.kernelInit }).apply(x) as tf.SymbolicTensor;
   return tf.layers.averagePooling2d({ name: layerName(at, 'pool'), poolSize: 2, strides: 2 }).apply(y) as tf.SymbolicTensor;
 }
 
@@ -68,9 +71,10 @@ export function buildDenseNet(arch: DenseNetArch, options: BuildOptions): tf.Lay
       useBias: false,
       dropRate: arch.dropRate,
       memoryEfficient: options.memoryEfficient,
+      kernelInit: arch.kernelInit,
       output: 'all',
     });
-    if (b < arch.blockLayers.length) x = transition(x, b, arch.compression, options.memoryEfficient);
+    if (b < arch.blockLayers.length) x = transition(x, b, arch, options.memoryEfficient);
   });
   x = batchNorm(layerName(stages.final, 'norm')).apply(x) as tf.SymbolicTensor;
   x = relu(layerName(stages.final, 'relu')).apply(x) as tf.SymbolicTensor;

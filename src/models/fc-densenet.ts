@@ -8,6 +8,7 @@ import { MaskDropout } from '../layers/dropout';
 import { PreActivationConv } from '../layers/pre-activation-conv';
 import { FIRST_CONV, INPUT_LAYER, SEGMENTATION_HEAD, layerName, stages } from '../layers/layer-names';
 import { BuildOptions, DenseBlockSpec, channels, checkInputShape, concat, denseBlock } from './common';
+import { KernelInit, tfjsKernelInitializer } from '../layers/initializers';
 
 export interface FCDenseNetArch {
   family: 'fc-densenet';
@@ -17,6 +18,8 @@ export interface FCDenseNetArch {
   bottleneckLayers: number;
   stemChannels: number;
   dropRate: number;
+  /** Initialisation of every conv kernel (the authors': He-uniform). */
+  kernelInit: KernelInit;
 }
 
 /** Every pooling halves the size (rounding down): the smallest side that survives them all. */
@@ -24,21 +27,21 @@ function minimumInputSide(arch: FCDenseNetArch): number {
   return 2 ** arch.downLayers.length;
 }
 
-function conv(name: string, filters: number, kernelSize: number): tf.layers.Layer {
-  return tf.layers.conv2d({ name, filters, kernelSize, padding: 'same', useBias: true, kernelInitializer: 'heUniform' });
+function conv(name: string, filters: number, kernelSize: number, init: KernelInit): tf.layers.Layer {
+  return tf.layers.conv2d({ name, filters, kernelSize, padding: 'same', useBias: true, kernelInitializer: tfjsKernelInitializer(init) });
 }
 
 function transitionDown(x: tf.SymbolicTensor, i: number, arch: FCDenseNetArch, memoryEfficient: boolean): tf.SymbolicTensor {
   const at = stages.transitionDown(i);
-  let y = new PreActivationConv({ name: layerName(at), filters: channels(x), kernelSize: 1, useBias: true, memoryEfficient }).apply(x) as tf.SymbolicTensor;
+  let y = new PreActivationConv({ name: layerName(at), filters: channels(x), kernelSize: 1, useBias: true, memoryEfficient, kernelInit: arch.kernelInit }).apply(x) as tf.SymbolicTensor;
   if (arch.dropRate > 0) y = new MaskDropout({ name: layerName(at, 'drop'), rate: arch.dropRate }).apply(y) as tf.SymbolicTensor;
   return tf.layers.maxPooling2d({ name: layerName(at, 'pool'), poolSize: 2, strides: 2 }).apply(y) as tf.SymbolicTensor;
 }
 
-function transitionUp(x: tf.SymbolicTensor, skip: tf.SymbolicTensor, i: number): tf.SymbolicTensor {
+function transitionUp(x: tf.SymbolicTensor, skip: tf.SymbolicTensor, i: number, init: KernelInit): tf.SymbolicTensor {
   const at = stages.transitionUp(i);
   let up = tf.layers
-    .conv2dTranspose({ name: layerName(at, 'conv'), filters: channels(x), kernelSize: 3, strides: 2, padding: 'valid', useBias: true, kernelInitializer: 'heUniform' })
+    .conv2dTranspose({ name: layerName(at, 'conv'), filters: channels(x), kernelSize: 3, strides: 2, padding: 'valid', useBias: true, kernelInitializer: tfjsKernelInitializer(init) })
     .apply(x) as tf.SymbolicTensor;
   const [extraH, extraW] = [1, 2].map((axis) => (up.shape[axis] as number) - (skip.shape[axis] as number));
   if (extraH > 0 || extraW > 0) {
@@ -53,7 +56,7 @@ export function buildFCDenseNet(arch: FCDenseNetArch, options: BuildOptions): tf
   checkInputShape(options.name, options.inputShape, { min: minimumInputSide(arch) });
   const block = (name: string, numLayers: number, output: 'all' | 'new') => denseBlockSpec(arch, options, name, numLayers, output);
   const input = tf.input({ shape: options.inputShape, name: INPUT_LAYER });
-  let x = conv(FIRST_CONV, arch.stemChannels, 3).apply(input) as tf.SymbolicTensor;
+  let x = conv(FIRST_CONV, arch.stemChannels, 3, arch.kernelInit).apply(input) as tf.SymbolicTensor;
 
   const skips: tf.SymbolicTensor[] = [];
   arch.downLayers.forEach((layers, i) => {
@@ -66,16 +69,16 @@ export function buildFCDenseNet(arch: FCDenseNetArch, options: BuildOptions): tf
   let newMaps = denseBlock(x, block(layerName(stages.bottleneck), arch.bottleneckLayers, 'new'));
   const levels = arch.downLayers.length;
   [...arch.downLayers].reverse().forEach((layers, i) => {
-    const joined = transitionUp(newMaps, skips[levels - 1 - i], i + 1);
+    const joined = transitionUp(newMaps, skips[levels - 1 - i], i + 1, arch.kernelInit);
     newMaps = denseBlock(joined, block(layerName(stages.up(i + 1)), layers, i + 1 === levels ? 'all' : 'new'));
   });
-  const logits = conv(SEGMENTATION_HEAD, options.numClasses, 1).apply(newMaps) as tf.SymbolicTensor;
+  const logits = conv(SEGMENTATION_HEAD, options.numClasses, 1, arch.kernelInit).apply(newMaps) as tf.SymbolicTensor;
   return tf.model({ name: options.name, inputs: input, outputs: logits });
 }
 
 function denseBlockSpec(arch: FCDenseNetArch, options: BuildOptions, name: string, numLayers: number, output: 'all' | 'new'): DenseBlockSpec {
   return {
     name, numLayers, output, growthRate: arch.growthRate, bottleneckWidth: 0, useBias: true, dropRate: arch.dropRate,
-    memoryEfficient: options.memoryEfficient,
+    memoryEfficient: options.memoryEfficient, kernelInit: arch.kernelInit,
   };
 }

@@ -6,16 +6,22 @@
 //                                                w -= lr * v                    (plain momentum)
 // - RMSprop as Lasagne's (the Tiramisu code): a = rho * a + (1 - rho) * g^2;  w -= lr * g / sqrt(a + eps)
 //
-// Weight decay is L2 added to the gradient (coupled). Which weights it applies to is a choice
+// Weight decay is L2 (coupled), in one of two forms: 'gradient' adds wd * w to the gradient (torch's
+// weight_decay, the DenseNet code), 'loss' adds wd * sum(w^2) to the loss, so 2 * wd * w to the
+// gradient (the Tiramisu code's lasagne.regularization.l2). Which weights it applies to is a choice
 // of the recipe: 'all' trainable weights (the DenseNet LuaTorch code decays its whole flat
-// parameter vector, BatchNorm scales and shifts included) or only conv/dense 'kernels' (Lasagne's
-// regularizable parameters, which leave out biases and BatchNorm's gamma and beta).
+// parameter vector, BatchNorm scales and shifts included), only conv/dense 'kernels', or
+// 'kernels-and-scales': Lasagne's regularizable parameters, kernels and BatchNorm's gamma (not
+// biases, not beta).
 import * as tf from '../tf';
 import { baseName } from '../weights/mapping';
 
 export const OPTIMIZER_NAMES = ['sgd', 'rmsprop'] as const;
 export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
-export type WeightDecayScope = 'all' | 'kernels';
+export const WEIGHT_DECAY_SCOPES = ['all', 'kernels', 'kernels-and-scales'] as const;
+export type WeightDecayScope = (typeof WEIGHT_DECAY_SCOPES)[number];
+export const WEIGHT_DECAY_FORMS = ['gradient', 'loss'] as const;
+export type WeightDecayForm = (typeof WEIGHT_DECAY_FORMS)[number];
 
 export interface OptimizerConfig {
   optimizer: OptimizerName;
@@ -27,6 +33,8 @@ export interface OptimizerConfig {
   epsilon: number;
   weightDecay: number;
   weightDecayScope: WeightDecayScope;
+  /** Default 'gradient'. */
+  weightDecayForm?: WeightDecayForm;
 }
 
 /** One trainable weight, by the name it has in checkpoints. */
@@ -45,9 +53,13 @@ export interface SlotValue {
   data: Float32Array;
 }
 
-/** True for conv and dense kernels (the weights that Lasagne regularizes). */
+/** True for conv and dense kernels. */
 export function isKernel(name: string): boolean {
   return /(^|\/)(depthwise_)?kernel$/.test(name);
+}
+
+function decays(scope: WeightDecayScope, name: string): boolean {
+  return scope === 'all' || isKernel(name) || (scope === 'kernels-and-scales' && /(^|\/)gamma$/.test(name));
 }
 
 /** The model's trainable weights as Params, named by their layer-qualified base names. */
@@ -57,7 +69,7 @@ export function trainableParams(model: tf.LayersModel, scope: WeightDecayScope):
     const name = baseName(w);
     if (seen.has(name)) throw new Error(`model ${model.name}: two trainable weights are both named '${name}'; checkpoints need unique names`);
     seen.add(name);
-    return { name, variable: w.read() as tf.Variable, decay: scope === 'all' || isKernel(name), lrScale: 1 };
+    return { name, variable: w.read() as tf.Variable, decay: decays(scope, name), lrScale: 1 };
   });
 }
 
@@ -67,7 +79,7 @@ export class Optimizer {
   private readonly slotName: string;
 
   constructor(readonly config: OptimizerConfig, readonly params: Param[]) {
-    checkConfig(config);
+    checkOptimizerConfig(config);
     this.slotName = config.optimizer === 'sgd' ? 'momentum' : 'rms';
     for (const p of params) {
       if (this.slots.has(this.key(p))) throw new Error(`optimizer: two weights are both named '${p.name}'`);
@@ -85,7 +97,8 @@ export class Optimizer {
     if (grads.length !== this.params.length) {
       throw new Error(`optimizer: ${grads.length} gradients for ${this.params.length} weights`);
     }
-    const { momentum, nesterov, rho, epsilon, weightDecay } = this.config;
+    const { momentum, nesterov, rho, epsilon } = this.config;
+    const weightDecay = this.config.weightDecay * (this.config.weightDecayForm === 'loss' ? 2 : 1);
     this.params.forEach((p, i) => {
       const slot = this.slots.get(this.key(p))!;
       const lr = baseLr * p.lrScale;
@@ -143,7 +156,7 @@ export class Optimizer {
   }
 }
 
-function checkConfig(c: OptimizerConfig): void {
+export function checkOptimizerConfig(c: OptimizerConfig): void {
   if (!OPTIMIZER_NAMES.includes(c.optimizer)) {
     throw new Error(`unknown optimizer '${c.optimizer}'; expected one of ${OPTIMIZER_NAMES.join(', ')}`);
   }
@@ -156,7 +169,10 @@ function checkConfig(c: OptimizerConfig): void {
   inRange('rho', c.rho, 0, 1);
   if (!(c.epsilon > 0)) throw new Error(`optimizer epsilon must be > 0, got ${c.epsilon}`);
   if (!(Number.isFinite(c.weightDecay) && c.weightDecay >= 0)) throw new Error(`weight decay must be >= 0, got ${c.weightDecay}`);
-  if (c.weightDecayScope !== 'all' && c.weightDecayScope !== 'kernels') {
-    throw new Error(`weight decay scope must be 'all' or 'kernels', got '${c.weightDecayScope}'`);
+  if (!WEIGHT_DECAY_SCOPES.includes(c.weightDecayScope)) {
+    throw new Error(`weight decay scope must be one of ${WEIGHT_DECAY_SCOPES.join(', ')}, got '${c.weightDecayScope}'`);
+  }
+  if (c.weightDecayForm !== undefined && !WEIGHT_DECAY_FORMS.includes(c.weightDecayForm)) {
+    throw new Error(`weight decay form must be one of ${WEIGHT_DECAY_FORMS.join(', ')}, got '${c.weightDecayForm}'`);
   }
 }

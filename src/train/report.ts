@@ -76,7 +76,7 @@ export function writeRunReport(runDir: string, opts: ReportOptions = {}): Report
     '',
     `Model: ${describeSpec(state.model)}${summary?.params ? `, ${(summary.params as number).toLocaleString('en-US')} trainable parameters` : ''}.`,
     `Recipe: ${cfg.recipe} (${cfg.optimizer}${cfg.optimizer === 'sgd' ? `, momentum ${cfg.momentum}${cfg.nesterov ? ' Nesterov' : ''}` : ''}, ` +
-      `lr ${cfg.lr} with ${cfg.schedule} schedule, weight decay ${cfg.weightDecay} on ${cfg.weightDecayScope === 'all' ? 'all weights' : 'conv/dense kernels'}, ` +
+      `lr ${cfg.lr} with ${cfg.schedule} schedule, weight decay ${cfg.weightDecay}${cfg.weightDecayForm === 'loss' ? ' x sum(w^2) in the loss' : ''} on ${{ all: 'all weights', kernels: 'conv/dense kernels', 'kernels-and-scales': 'conv/dense kernels and BatchNorm scales' }[cfg.weightDecayScope]}, ` +
       `batch ${cfg.batchSize}, ${cfg.augment ? 'augmentation on' : 'no augmentation'}, seed ${cfg.seed}).`,
     `Training: ${state.position.step} steps of ${state.totalSteps} planned (${cfg.epochs} epoch${cfg.epochs === 1 ? '' : 's'} of ${state.stepsPerEpoch} steps` +
       `${cfg.maxSteps ? `, stopped at --max-steps ${cfg.maxSteps}` : ''}), ${(state.position.step * cfg.batchSize).toLocaleString('en-US')} images seen.`,

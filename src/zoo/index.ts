@@ -115,9 +115,11 @@ export interface LoadOptions extends CreateOptions {
   freshHead?: boolean;
   /** PyTorch checkpoints: how their keys become torchvision's (rules applied in order, or a function). */
   keyMap?: KeyMap;
+  /** How the weights expect pixels (0..1) normalised, where their file does not say or says otherwise. */
+  normalization?: { mean: number[]; std: number[] };
 }
 
-export type WeightsOptions = Pick<LoadOptions, 'freshHead' | 'keyMap'>;
+export type WeightsOptions = Pick<LoadOptions, 'freshHead' | 'keyMap' | 'normalization'>;
 
 /** What torch.save files are usually called. */
 const PYTORCH_FILE = /\.(pth|pt|ckpt|pth\.tar)$/i;
@@ -140,6 +142,13 @@ export function resolveWeights(name: string, weights: string): WeightsSource {
   return { tag: weights, description: 'user weights', url: weights, format, numClasses: NaN, inChannels: NaN };
 }
 
+function checkNormalization({ mean, std }: { mean: number[]; std: number[] }, channels: number): void {
+  if (mean?.length !== channels || std?.length !== channels) {
+    throw new Error(`normalization needs ${channels} means and ${channels} stds (one per input channel), got ${mean?.length} and ${std?.length}`);
+  }
+  if (![...mean, ...std].every(Number.isFinite) || std.some((v) => !(v > 0))) throw new Error(`normalization: means must be finite and stds > 0, got mean ${mean} std ${std}`);
+}
+
 /**
  * Loads weights into a zoo model: every weight checked by name and shape; the classifier is left
  * fresh when the weights have another class count (fine-tuning), and the first conv adapted to
@@ -147,6 +156,7 @@ export function resolveWeights(name: string, weights: string): WeightsSource {
  */
 export async function loadWeights(model: ZooModel, weights: string, options: WeightsOptions = {}): Promise<WeightsProvenance> {
   const { spec } = model.card;
+  if (options.normalization) checkNormalization(options.normalization, spec.inputShape[2]);
   const e = info(spec.name);
   const source = resolveWeights(spec.name, weights);
   // Checked on the very bytes that are then decoded, downloads included.
@@ -167,7 +177,7 @@ export async function loadWeights(model: ZooModel, weights: string, options: Wei
   const headLoaded = report.skipped.length === 0;
   const card = model.card;
   if (headLoaded && source.classNames) card.classNames = [...source.classNames];
-  const normalization = source.normalization ?? report.card?.normalization;
+  const normalization = options.normalization ?? source.normalization ?? report.card?.normalization;
   if (normalization) Object.assign(card.preprocessing, { mean: [...normalization.mean], std: [...normalization.std] });
   // Weights trained at their own input size saw whole images, resized without a crop.
   if (source.inputShape) delete card.preprocessing.resize;
@@ -177,7 +187,7 @@ export async function loadWeights(model: ZooModel, weights: string, options: Wei
 
 /** Builds `name` and loads weights into it (see LoadOptions). Without `weights`, the same as `create`. */
 export async function load(name: string, options: LoadOptions = {}): Promise<ZooModel> {
-  const { weights, freshHead, keyMap, ...createOptions } = options;
+  const { weights, freshHead, keyMap, normalization, ...createOptions } = options;
   if (!weights) return create(name, createOptions);
   const source = resolveWeights(name, weights);
   const model = create(name, {
@@ -186,7 +196,7 @@ export async function load(name: string, options: LoadOptions = {}): Promise<Zoo
     inputShape: createOptions.inputShape ?? source.inputShape,
   });
   try {
-    await loadWeights(model, weights, { freshHead, keyMap });
+    await loadWeights(model, weights, { freshHead, keyMap, normalization });
   } catch (err) {
     model.dispose();
     throw err;

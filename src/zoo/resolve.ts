@@ -4,6 +4,7 @@
 import type { DenseNetArch } from '../models/densenet';
 import type { FCDenseNetArch } from '../models/fc-densenet';
 import type { BuildOptions, InputShape } from '../models/common';
+import { KERNEL_INITS, KernelInit } from '../layers/initializers';
 import type { Task, ZooEntry } from './records';
 import { cifarBlockLayers } from './records';
 
@@ -28,6 +29,8 @@ export interface ModelOptions {
   stemNorm?: boolean;
   /** Recompute concatenations and BN outputs in the backward pass instead of storing them. */
   memoryEfficient?: boolean;
+  /** Conv kernel initialisation (default: the reference code's, he-normal for DenseNet, he-uniform for FC-DenseNet). */
+  kernelInit?: KernelInit;
 }
 
 /** What it takes to rebuild a model exactly: its name and every option, resolved (checkpoints record this). */
@@ -40,7 +43,7 @@ export interface ModelSpec extends ModelOptions {
 }
 
 const ARCHITECTURE_KEYS = [
-  'dropRate', 'compression', 'bottleneck', 'depth', 'growthRate', 'blockLayers', 'stemChannels', 'stemNorm',
+  'dropRate', 'compression', 'bottleneck', 'depth', 'growthRate', 'blockLayers', 'stemChannels', 'stemNorm', 'kernelInit',
 ] as const satisfies ReadonlyArray<keyof ModelOptions>;
 
 export interface ResolvedModel {
@@ -79,6 +82,7 @@ function checkCommon(name: string, o: ModelOptions): void {
   }
   if (o.dropRate !== undefined) check(name, o.dropRate >= 0 && o.dropRate < 1, 'dropRate must be in [0, 1)', o.dropRate);
   if (o.compression !== undefined) check(name, o.compression > 0 && o.compression <= 1, 'compression must be in (0, 1]', o.compression);
+  if (o.kernelInit !== undefined) check(name, KERNEL_INITS.includes(o.kernelInit), `kernelInit must be one of ${KERNEL_INITS.join(', ')}`, o.kernelInit);
 }
 
 function denseNetArch(e: ZooEntry & { arch: DenseNetArch }, o: ModelOptions): DenseNetArch {
@@ -94,6 +98,7 @@ function denseNetArch(e: ZooEntry & { arch: DenseNetArch }, o: ModelOptions): De
     stemChannels: o.stemChannels ?? cifarBCStem ?? base.stemChannels,
     compression: o.compression ?? base.compression,
     dropRate: o.dropRate ?? base.dropRate,
+    kernelInit: o.kernelInit ?? base.kernelInit,
     stemNorm: base.stem === 'imagenet' ? true : o.stemNorm ?? base.stemNorm ?? false,
   };
 }
@@ -106,6 +111,7 @@ function fcDenseNetArch(e: ZooEntry & { arch: FCDenseNetArch }, o: ModelOptions)
     downLayers: [...(o.blockLayers ?? base.downLayers)],
     stemChannels: o.stemChannels ?? base.stemChannels,
     dropRate: o.dropRate ?? base.dropRate,
+    kernelInit: o.kernelInit ?? base.kernelInit,
   };
 }
 
