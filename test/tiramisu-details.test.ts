@@ -87,3 +87,27 @@ test('the tiramisu decay: 2e-4 * w added to the gradients of conv kernels and Ba
   assert.ok(Math.abs(kernel.variable.dataSync()[0] - beta.variable.dataSync()[0]) > 1e-5, 'the decay moved the kernel differently');
   opt.dispose();
 });
+
+test('batchNorm "batch": inference normalises with each batch\'s statistics (the authors\' test time), leaving the running averages alone', async () => {
+  const options: zoo.ModelOptions = { blockLayers: [2, 1, 1, 1, 1], growthRate: 4, dropRate: 0, inputShape: [45, 38, 3], numClasses: 5 };
+  const running = zoo.create('fc-densenet56', { ...options, seed: 2 });
+  const batch = zoo.create('fc-densenet56', { ...options, seed: 2, batchNorm: 'batch' });
+  assert.equal(batch.card.spec.batchNorm, 'batch', 'recorded in the spec (checkpoints, copies at other sizes)');
+  const x = tf.randomNormal([2, 45, 38, 3], 0.5, 2, 'float32', 9); // far from the fresh running averages (0, 1)
+  const stats = (m: tf.LayersModel) => m.weights.filter((w) => /moving_/.test(w.originalName)).map((w) => w.read().dataSync().slice());
+  const before = stats(batch);
+  const trainingMode = batch.apply(x, { training: true }) as tf.Tensor; // batch statistics, and the averages move
+  const afterTraining = stats(batch);
+  batch.setWeights(running.getWeights()); // back to the same weights and averages
+  const inferBatch = batch.predict(x) as tf.Tensor;
+  const inferRunning = running.predict(x) as tf.Tensor;
+  const diff = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
+  assert.ok(diff(inferBatch, trainingMode) < 1e-4, `batch-stat inference = the training-mode forward: ${diff(inferBatch, trainingMode)}`);
+  assert.ok(diff(inferBatch, inferRunning) > 1e-2, 'and differs from running-average inference');
+  assert.ok(afterTraining.some((s, i) => s.some((v, j) => v !== before[i][j])), 'training moved the averages');
+  assert.deepEqual(stats(batch), before, 'inference with batch statistics did not');
+  assert.throws(() => zoo.resolve('densenet121', { batchNorm: 'batch' }), /batchNorm 'batch' .* applies to FC-DenseNet models/);
+  tf.dispose([x, trainingMode, inferBatch, inferRunning]);
+  running.dispose();
+  batch.dispose();
+});

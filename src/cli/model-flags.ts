@@ -2,6 +2,7 @@
 // command that builds a model, so `--depth 40 --growth 12` means the same to train, plan and bench.
 import { Command, Option } from 'commander';
 import { KERNEL_INITS, KernelInit } from '../layers/initializers';
+import { INFERENCE_STATS, InferenceStats } from '../layers/unit-variables';
 import type { ModelOptions } from '../zoo';
 
 export interface ArchitectureFlags {
@@ -12,6 +13,7 @@ export interface ArchitectureFlags {
   stemNorm?: boolean;
   dropRate?: number;
   kernelInit?: KernelInit;
+  bnStats?: InferenceStats;
 }
 
 function parseNumber(flag: string, check: (x: number) => boolean, expected: string) {
@@ -47,6 +49,12 @@ export function parseInputShape(text: string): [number, number, number] | [numbe
   return parts as [number, number, number] | [number, number];
 }
 
+/** --bn-stats: FC-DenseNet's BatchNorm statistics at inference (also for eval and predict of trained weights). */
+export function bnStatsOption(): Option {
+  return new Option('--bn-stats <stats>', 'FC-DenseNet: BatchNorm statistics at inference, running averages or each batch\'s own (the authors\' evaluation)')
+    .choices(INFERENCE_STATS as unknown as string[]);
+}
+
 export function addArchitectureFlags(cmd: Command): Command {
   return cmd
     .option('--depth <L>', 'CIFAR DenseNets: a shallower/deeper variant of depth L (BC: 6n+4, e.g. 40)', parsePositiveInt('--depth'))
@@ -56,12 +64,13 @@ export function addArchitectureFlags(cmd: Command): Command {
     .option('--stem-norm', 'CIFAR DenseNets: a BatchNorm-ReLU after the stem conv (as many public CIFAR checkpoints have)')
     .option('--drop-rate <x>', 'dropout rate of the model', parseFraction('--drop-rate'))
     .addOption(new Option('--kernel-init <init>', 'conv kernel initialisation (default: torchvision\'s he-normal for DenseNet, the authors\' he-uniform for FC-DenseNet)')
-      .choices(KERNEL_INITS as unknown as string[]));
+      .choices(KERNEL_INITS as unknown as string[]))
+    .addOption(bnStatsOption());
 }
 
 export function architectureOptions(f: ArchitectureFlags): ModelOptions {
   return {
     depth: f.depth, growthRate: f.growth, blockLayers: f.blockLayers, stemChannels: f.stemChannels, stemNorm: f.stemNorm, dropRate: f.dropRate,
-    kernelInit: f.kernelInit,
+    kernelInit: f.kernelInit, batchNorm: f.bnStats,
   };
 }

@@ -7,6 +7,7 @@ import { DATASET_NAMES, FolderOptions, openDataset, readPaletteFile } from '../d
 import type { Dataset, Split } from '../data/dataset';
 import type { MosaicOptions } from '../data/mosaics';
 import type { ModelOptions, ModelSpec, ZooModel } from '../zoo';
+import type { InferenceStats } from '../layers/unit-variables';
 import { MODEL_JSON } from '../weights/file-io';
 import {
   abandonCheckpointWrites, loadCheckpointModel, readCheckpointState, isCheckpointDir, LoadedCheckpoint, resolveCheckpointDir,
@@ -21,7 +22,7 @@ import { writeRunReport } from '../train/report';
 import { LAST, StopSignal, train } from '../train/trainer';
 import { initBackend } from './zoo-commands';
 import {
-  addArchitectureFlags, architectureOptions, ArchitectureFlags, parseFraction, parseInputShape, parseInteger, parseNonNegative, parsePositive, parsePositiveInt,
+  addArchitectureFlags, architectureOptions, ArchitectureFlags, bnStatsOption, parseFraction, parseInputShape, parseInteger, parseNonNegative, parsePositive, parsePositiveInt,
 } from './model-flags';
 
 /** Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
@@ -357,6 +358,7 @@ interface EvalFlags {
   limit?: number;
   batch?: number;
   json?: boolean;
+  bnStats?: InferenceStats;
 }
 
 interface EvalOutput extends EvalResult {
@@ -368,7 +370,7 @@ interface EvalOutput extends EvalResult {
 }
 
 async function evalCheckpoint(name: string, flags: EvalFlags): Promise<{ result: EvalResult; spec: ModelSpec }> {
-  const { model, state } = await loadCheckpointModel(flags.weights);
+  const { model, state } = await loadCheckpointModel(flags.weights, undefined, { batchNorm: flags.bnStats });
   const spec = state.model;
   try {
     if (spec.name !== name) throw new Error(`${flags.weights} holds a ${spec.name} model, not ${name}`);
@@ -394,7 +396,7 @@ async function evalZooWeights(name: string, flags: EvalFlags): Promise<{ result:
     dir: flags.data, normalization: source.normalization,
     mosaic: sameData ? (source.training?.datasetOptions as MosaicOptions | undefined) : undefined,
   });
-  const model = await zoo.load(name, { weights: flags.weights, ...modelOptionsForDataset(name, dataset) });
+  const model = await zoo.load(name, { weights: flags.weights, ...modelOptionsForDataset(name, dataset), batchNorm: flags.bnStats });
   try {
     const result = await evaluate(model, dataset, { split: flags.split ?? 'test', limit: flags.limit, batchSize: flags.batch ?? 64 });
     return { result, spec: model.card.spec };
@@ -413,6 +415,7 @@ function registerEval(program: Command): void {
     .addOption(new Option('--split <split>', 'split to evaluate (default test)').choices(['train', 'val', 'test']))
     .option('--limit <n>', 'evaluate the first n images only', parsePositiveInt('--limit'))
     .option('--batch <n>', 'evaluation batch size', parsePositiveInt('--batch'))
+    .addOption(bnStatsOption())
     .option('--json', 'machine-readable output')
     .action(async (name: string, flags: EvalFlags) => {
       zoo.info(name);

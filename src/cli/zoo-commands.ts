@@ -10,7 +10,8 @@ import { decodeImageFile } from '../data/image-file';
 import { writeSegmentationOverlay } from '../inference/predict';
 import { isCheckpointDir, loadCheckpointModel } from '../train/checkpoint';
 import { saveLayersModelToFile } from '../weights/file-io';
-import { addArchitectureFlags, architectureOptions, ArchitectureFlags, parseInputShape, parsePositiveInt } from './model-flags';
+import { addArchitectureFlags, architectureOptions, ArchitectureFlags, bnStatsOption, parseInputShape, parsePositiveInt } from './model-flags';
+import type { InferenceStats } from '../layers/unit-variables';
 import { loadTorchvisionStateDict } from '../weights/torchvision';
 import { readSafetensors } from '../weights/safetensors';
 import { parseKeyRule, readPytorchCheckpoint } from '../weights/pytorch';
@@ -56,9 +57,9 @@ function keyRulesFrom(value: string): string[] {
 }
 
 /** A checkpoint folder of `densenet train` (its model, normalisation and classes), or the zoo model with weights. */
-async function loadForPrediction(name: string, weights?: string): Promise<zoo.ZooModel> {
-  if (!weights || !isCheckpointDir(weights)) return zoo.load(name, { weights });
-  const { model, state } = await loadCheckpointModel(weights);
+async function loadForPrediction(name: string, weights?: string, bnStats?: InferenceStats): Promise<zoo.ZooModel> {
+  if (!weights || !isCheckpointDir(weights)) return zoo.load(name, { weights, batchNorm: bnStats });
+  const { model, state } = await loadCheckpointModel(weights, undefined, { batchNorm: bnStats });
   if (state.model.name !== name) {
     model.dispose();
     throw new Error(`${weights} holds a ${state.model.name} model, not ${name}`);
@@ -138,8 +139,9 @@ export function registerZooCommands(program: Command): void {
     .option('--weights <w>', 'weight tag, .safetensors file, tfjs model.json, or a checkpoint folder of `densenet train`')
     .option('--top <k>', 'number of classes to print', parsePositiveInt('--top'), 5)
     .option('--out <file.png>', 'segmentation: write the input, the prediction and their overlay to this PNG')
+    .addOption(bnStatsOption())
     .option('--json', 'machine-readable output')
-    .action(async (name: string, image: string, opts: { weights?: string; top: number; out?: string; json?: boolean }) => {
+    .action(async (name: string, image: string, opts: { weights?: string; top: number; out?: string; json?: boolean; bnStats?: InferenceStats }) => {
       zoo.info(name);
       const decoded = decodeImageFile(image);
       if (!opts.weights) {
@@ -148,7 +150,7 @@ export function registerZooCommands(program: Command): void {
           `${tags.length ? `; give --weights ${tags.join(' or ')}` : ''}, a weights file or a checkpoint folder\n`);
       }
       await initBackend(program);
-      const model = await loadForPrediction(name, opts.weights);
+      const model = await loadForPrediction(name, opts.weights, opts.bnStats);
       try {
         if (model.card.task === 'segmentation') {
           const seg = await model.segment(decoded);

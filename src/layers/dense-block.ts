@@ -22,7 +22,9 @@ import {
 import { dropoutMask } from '../core/dropout-mask';
 import { denseUnit } from './layer-names';
 import { KernelInit } from './initializers';
-import { BATCH_NORM_DEFAULTS, UnitVariables, addUnitVariables, movingStats, readUnit, updateMovingStats } from './unit-variables';
+import {
+  BATCH_NORM_DEFAULTS, InferenceStats, UnitVariables, addUnitVariables, inferenceMoments, readUnit, updateMovingStats,
+} from './unit-variables';
 
 export interface DenseBlockArgs {
   name?: string;
@@ -41,6 +43,8 @@ export interface DenseBlockArgs {
   momentum?: number;
   /** Default he-normal. */
   kernelInit?: KernelInit;
+  /** BatchNorm statistics outside training; default 'running'. */
+  inferenceStats?: InferenceStats;
 }
 
 /** What the forward pass leaves for the backward pass of one dense layer. */
@@ -65,6 +69,7 @@ export class DenseBlock extends tf.layers.Layer {
   readonly epsilon: number;
   readonly momentum: number;
   readonly kernelInit: KernelInit;
+  readonly inferenceStats: InferenceStats;
   memoryEfficient: boolean;
   /** units[l][u]: unit u (0: norm1/conv1, 1: norm2/conv2) of layer l. */
   private units: UnitVariables[][] = [];
@@ -81,6 +86,7 @@ export class DenseBlock extends tf.layers.Layer {
     this.epsilon = args.epsilon ?? BATCH_NORM_DEFAULTS.epsilon;
     this.momentum = args.momentum ?? BATCH_NORM_DEFAULTS.momentum;
     this.kernelInit = args.kernelInit ?? 'he-normal';
+    this.inferenceStats = args.inferenceStats ?? 'running';
   }
 
   get inputChannels(): number {
@@ -127,7 +133,7 @@ export class DenseBlock extends tf.layers.Layer {
       for (const layer of this.units) {
         let h: tf.Tensor4D | tf.Tensor4D[] = inPlace ? features.slice() : concatChannels(features);
         for (const u of layer) {
-          const { mean, variance } = movingStats(u);
+          const { mean, variance } = inferenceMoments(u, h, this.inferenceStats);
           const w = readUnit(u);
           h = conv(bnRelu(h, w.bn, channelStats(mean, variance, this.epsilon)), w.conv);
         }
@@ -279,6 +285,7 @@ export class DenseBlock extends tf.layers.Layer {
       memoryEfficient: this.memoryEfficient,
       output: this.outputMode,
       kernelInit: this.kernelInit,
+      inferenceStats: this.inferenceStats,
       epsilon: this.epsilon,
       momentum: this.momentum,
     };

@@ -5,7 +5,9 @@ import * as tf from '../tf';
 import { bnRelu, channelStats, conv, unitBackward, unitForward, unitWeightList } from '../core/bn-relu-conv';
 import { TRANSITION_UNIT } from './layer-names';
 import { KernelInit } from './initializers';
-import { BATCH_NORM_DEFAULTS, UnitVariables, addUnitVariables, movingStats, readUnit, updateMovingStats } from './unit-variables';
+import {
+  BATCH_NORM_DEFAULTS, InferenceStats, UnitVariables, addUnitVariables, inferenceMoments, readUnit, updateMovingStats,
+} from './unit-variables';
 
 export interface PreActivationConvArgs {
   name?: string;
@@ -17,6 +19,8 @@ export interface PreActivationConvArgs {
   momentum?: number;
   /** Default he-normal. */
   kernelInit?: KernelInit;
+  /** BatchNorm statistics outside training; default 'running'. */
+  inferenceStats?: InferenceStats;
 }
 
 type Shape = Array<number | null>;
@@ -29,6 +33,7 @@ export class PreActivationConv extends tf.layers.Layer {
   readonly epsilon: number;
   readonly momentum: number;
   readonly kernelInit: KernelInit;
+  readonly inferenceStats: InferenceStats;
   memoryEfficient: boolean;
   private unit?: UnitVariables;
 
@@ -41,6 +46,7 @@ export class PreActivationConv extends tf.layers.Layer {
     this.epsilon = args.epsilon ?? BATCH_NORM_DEFAULTS.epsilon;
     this.momentum = args.momentum ?? BATCH_NORM_DEFAULTS.momentum;
     this.kernelInit = args.kernelInit ?? 'he-normal';
+    this.inferenceStats = args.inferenceStats ?? 'running';
   }
 
   build(inputShape: Shape): void {
@@ -61,7 +67,7 @@ export class PreActivationConv extends tf.layers.Layer {
     const w = readUnit(unit);
     if (!kwargs.training) {
       return tf.tidy(() => {
-        const { mean, variance } = movingStats(unit);
+        const { mean, variance } = inferenceMoments(unit, x, this.inferenceStats);
         return conv(bnRelu(x, w.bn, channelStats(mean, variance, this.epsilon)), w.conv);
       });
     }
@@ -93,6 +99,7 @@ export class PreActivationConv extends tf.layers.Layer {
       ...super.getConfig(),
       filters: this.filters, kernelSize: this.kernelSize, useBias: this.useBias,
       memoryEfficient: this.memoryEfficient, epsilon: this.epsilon, momentum: this.momentum, kernelInit: this.kernelInit,
+      inferenceStats: this.inferenceStats,
     };
   }
 }

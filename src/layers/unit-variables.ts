@@ -1,7 +1,7 @@
 // The variables of one BN-ReLU-Conv unit inside a custom layer, shared by the dense
 // block and the transition layer.
 import * as tf from '../tf';
-import { UnitWeights } from '../core/bn-relu-conv';
+import { batchMoments, UnitWeights } from '../core/bn-relu-conv';
 import { UnitScopes, WeightParam, weightName } from './layer-names';
 import { KernelInit, tfjsKernelInitializer } from './initializers';
 
@@ -52,6 +52,22 @@ export function readUnit(u: UnitVariables): UnitWeights {
 
 export function movingStats(u: UnitVariables): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
   return { mean: u.movingMean.read() as tf.Tensor1D, variance: u.movingVariance.read() as tf.Tensor1D };
+}
+
+/**
+ * Which statistics BatchNorm normalises with outside training: the running averages (the usual
+ * inference), or the batch's own, as the FC-DenseNet authors' code does at test time (without
+ * updating the running averages).
+ */
+export type InferenceStats = 'running' | 'batch';
+export const INFERENCE_STATS: readonly InferenceStats[] = ['running', 'batch'];
+
+/** The statistics a unit normalises its input (one tensor, or channel pieces) with outside training. */
+export function inferenceMoments(u: UnitVariables, input: tf.Tensor4D | tf.Tensor4D[], mode: InferenceStats): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  if (mode === 'running') return movingStats(u);
+  const pieces = Array.isArray(input) ? input : [input];
+  const moments = pieces.map((p) => batchMoments(p));
+  return { mean: tf.concat(moments.map((m) => m.mean)) as tf.Tensor1D, variance: tf.concat(moments.map((m) => m.variance)) as tf.Tensor1D };
 }
 
 /** moving = momentum * moving + (1 - momentum) * batch; called once per training forward, never on recomputation. */

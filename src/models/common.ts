@@ -2,6 +2,7 @@
 import * as tf from '../tf';
 import { DenseBlock, DenseBlockArgs } from '../layers/dense-block';
 import { BATCH_NORM_DEFAULTS } from '../layers/unit-variables';
+import type { InferenceStats } from '../layers/unit-variables';
 
 export type InputShape = [number, number, number];
 
@@ -10,6 +11,8 @@ export interface BuildOptions {
   inputShape: InputShape;
   numClasses: number;
   memoryEfficient: boolean;
+  /** BatchNorm statistics outside training (default 'running'). */
+  inferenceStats?: InferenceStats;
 }
 
 export type DenseBlockSpec = Omit<DenseBlockArgs, 'name'> & { name: string };

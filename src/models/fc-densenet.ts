@@ -31,9 +31,9 @@ function conv(name: string, filters: number, kernelSize: number, init: KernelIni
   return tf.layers.conv2d({ name, filters, kernelSize, padding: 'same', useBias: true, kernelInitializer: tfjsKernelInitializer(init) });
 }
 
-function transitionDown(x: tf.SymbolicTensor, i: number, arch: FCDenseNetArch, memoryEfficient: boolean): tf.SymbolicTensor {
+function transitionDown(x: tf.SymbolicTensor, i: number, arch: FCDenseNetArch, { memoryEfficient, inferenceStats }: BuildOptions): tf.SymbolicTensor {
   const at = stages.transitionDown(i);
-  let y = new PreActivationConv({ name: layerName(at), filters: channels(x), kernelSize: 1, useBias: true, memoryEfficient, kernelInit: arch.kernelInit }).apply(x) as tf.SymbolicTensor;
+  let y = new PreActivationConv({ name: layerName(at), filters: channels(x), kernelSize: 1, useBias: true, memoryEfficient, kernelInit: arch.kernelInit, inferenceStats }).apply(x) as tf.SymbolicTensor;
   if (arch.dropRate > 0) y = new MaskDropout({ name: layerName(at, 'drop'), rate: arch.dropRate }).apply(y) as tf.SymbolicTensor;
   return tf.layers.maxPooling2d({ name: layerName(at, 'pool'), poolSize: 2, strides: 2 }).apply(y) as tf.SymbolicTensor;
 }
@@ -62,7 +62,7 @@ export function buildFCDenseNet(arch: FCDenseNetArch, options: BuildOptions): tf
   arch.downLayers.forEach((layers, i) => {
     const stack = denseBlock(x, block(layerName(stages.down(i + 1)), layers, 'all'));
     skips.push(stack);
-    x = transitionDown(stack, i + 1, arch, options.memoryEfficient);
+    x = transitionDown(stack, i + 1, arch, options);
   });
 
   // Upsampling sees only the new maps of the block below; the last block's full stack feeds the classifier.
@@ -79,6 +79,6 @@ export function buildFCDenseNet(arch: FCDenseNetArch, options: BuildOptions): tf
 function denseBlockSpec(arch: FCDenseNetArch, options: BuildOptions, name: string, numLayers: number, output: 'all' | 'new'): DenseBlockSpec {
   return {
     name, numLayers, output, growthRate: arch.growthRate, bottleneckWidth: 0, useBias: true, dropRate: arch.dropRate,
-    memoryEfficient: options.memoryEfficient, kernelInit: arch.kernelInit,
+    memoryEfficient: options.memoryEfficient, kernelInit: arch.kernelInit, inferenceStats: options.inferenceStats,
   };
 }

@@ -302,10 +302,13 @@ export async function readOptimizerSlots(dir: string): Promise<Map<string, SlotV
 }
 
 /** The checkpoint's model (at `inputShape`, default the training one) with its weights, its card from the training data. */
-export async function loadCheckpointModel(p: string, inputShape?: InputShape): Promise<{ model: ZooModel } & LoadedCheckpoint> {
+export async function loadCheckpointModel(
+  p: string, inputShape?: InputShape, inference: Pick<ModelSpec, 'batchNorm'> = {},
+): Promise<{ model: ZooModel } & LoadedCheckpoint> {
   const loaded = readCheckpointState(p);
   const { state, dir } = loaded;
-  const model = zoo.fromSpec(state.model, inputShape);
+  const batchNorm = inference.batchNorm ?? state.model.batchNorm;
+  const model = zoo.fromSpec(batchNorm ? { ...state.model, batchNorm } : state.model, inputShape);
   try {
     await loadCheckpointWeights(model, dir);
   } catch (err) {

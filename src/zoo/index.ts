@@ -194,6 +194,7 @@ export async function load(name: string, options: LoadOptions = {}): Promise<Zoo
     ...createOptions,
     numClasses: createOptions.numClasses ?? known(source.numClasses),
     inputShape: createOptions.inputShape ?? source.inputShape,
+    batchNorm: createOptions.batchNorm ?? source.batchNorm,
   });
   try {
     await loadWeights(model, weights, { freshHead, keyMap, normalization });

@@ -29,6 +29,8 @@ export interface WeightsSource {
   sha256?: string;
   /** Preprocessing the weights expect on [0, 1] pixels, when it differs from the record's. */
   normalization?: { mean: number[]; std: number[] };
+  /** FC-DenseNet: the BatchNorm statistics the weights are evaluated with (default running averages). */
+  batchNorm?: 'running' | 'batch';
   /** Class names of the weights' head, when they differ from the record's. */
   classNames?: string[];
   /** The project's own weights: where they come from and how well they do. */

@@ -5,6 +5,7 @@ import type { DenseNetArch } from '../models/densenet';
 import type { FCDenseNetArch } from '../models/fc-densenet';
 import type { BuildOptions, InputShape } from '../models/common';
 import { KERNEL_INITS, KernelInit } from '../layers/initializers';
+import { INFERENCE_STATS, InferenceStats } from '../layers/unit-variables';
 import type { Task, ZooEntry } from './records';
 import { cifarBlockLayers } from './records';
 
@@ -31,6 +32,11 @@ export interface ModelOptions {
   memoryEfficient?: boolean;
   /** Conv kernel initialisation (default: the reference code's, he-normal for DenseNet, he-uniform for FC-DenseNet). */
   kernelInit?: KernelInit;
+  /**
+   * FC-DenseNet: the BatchNorm statistics of inference, 'running' averages (default) or each batch's
+   * own ('batch', as the authors' code evaluates). Training always uses the batch's and updates the averages.
+   */
+  batchNorm?: InferenceStats;
 }
 
 /** What it takes to rebuild a model exactly: its name and every option, resolved (checkpoints record this). */
@@ -42,8 +48,8 @@ export interface ModelSpec extends ModelOptions {
   memoryEfficient: boolean;
 }
 
-const ARCHITECTURE_KEYS = [
-  'dropRate', 'compression', 'bottleneck', 'depth', 'growthRate', 'blockLayers', 'stemChannels', 'stemNorm', 'kernelInit',
+const SPEC_KEYS = [
+  'dropRate', 'compression', 'bottleneck', 'depth', 'growthRate', 'blockLayers', 'stemChannels', 'stemNorm', 'kernelInit', 'batchNorm',
 ] as const satisfies ReadonlyArray<keyof ModelOptions>;
 
 export interface ResolvedModel {
@@ -61,6 +67,12 @@ function check(name: string, ok: boolean, what: string, value: unknown): void {
 /** Options that only one family (or only the CIFAR stem) understands: one clear error. */
 function refuseInapplicable(e: ZooEntry, o: ModelOptions): void {
   const given = (keys: Array<keyof ModelOptions>) => keys.filter((k) => o[k] !== undefined);
+  if (o.batchNorm !== undefined && !INFERENCE_STATS.includes(o.batchNorm)) {
+    throw new Error(`${e.name}: batchNorm must be one of ${INFERENCE_STATS.join(', ')}, got ${JSON.stringify(o.batchNorm)}`);
+  }
+  if (e.arch.family === 'densenet' && o.batchNorm === 'batch') {
+    throw new Error(`${e.name}: batchNorm 'batch' (batch statistics at inference) applies to FC-DenseNet models`);
+  }
   if (e.arch.family === 'fc-densenet') {
     const wrong = given(['compression', 'bottleneck', 'depth', 'stemNorm']);
     if (wrong.length) throw new Error(`${e.name}: ${wrong.map((k) => `'${k}'`).join(', ')} apply to DenseNet models, not FC-DenseNet`);
@@ -135,10 +147,10 @@ export function resolveModel(e: ZooEntry, options: ModelOptions = {}): ResolvedM
   const arch = e.arch.family === 'densenet'
     ? denseNetArch(e as ZooEntry & { arch: DenseNetArch }, options)
     : fcDenseNetArch(e as ZooEntry & { arch: FCDenseNetArch }, options);
-  // Only the options that change the architecture; inChannels is folded into inputShape.
-  const overrides = Object.fromEntries(ARCHITECTURE_KEYS.filter((k) => options[k] !== undefined).map((k) => [k, options[k]])) as ModelOptions;
+  // The options that make the model what it is (architecture, initialisation, inference statistics); inChannels is folded into inputShape.
+  const overrides = Object.fromEntries(SPEC_KEYS.filter((k) => options[k] !== undefined).map((k) => [k, options[k]])) as ModelOptions;
   const spec: ModelSpec = { ...overrides, name: e.name, task: e.task, inputShape, numClasses, memoryEfficient };
-  return { spec, arch, build: { name: e.name, inputShape, numClasses, memoryEfficient } };
+  return { spec, arch, build: { name: e.name, inputShape, numClasses, memoryEfficient, inferenceStats: options.batchNorm ?? 'running' } };
 }
 
 /** "densenet-bc-100-k12 (depth 40, k 12) 28x28x1 -> 10 classes". */
