@@ -1,7 +1,7 @@
 // Image folders (DIR/<class>/*.png|jpg): listing, splits, decoding on workers bit for bit like the
 // main thread, augmentation styles, clear errors for bad files, and training + eval + predict
 // through the CLI on a folder made here (odd sizes, grey and RGBA PNGs, JPEGs).
-import { test, after } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,9 +12,14 @@ import type { Batch } from '../src/data/dataset';
 import { cropBox, decodeWithJs, loadSharp, resample } from '../src/data/image-decoder';
 import { readCheckpointState } from '../src/train/checkpoint';
 import { tempDir } from './data-fixtures';
-import { runCli, stderrErrorLines, TINY_ARGS, TINY_MODEL } from './train-fixtures';
+import { runCli, stderrErrorLines, TINY_ARGS, TINY_MODEL, TINY_SPEC_OPTIONS } from './train-fixtures';
+import * as zoo from '../src/zoo';
+import { init } from '../src/backend';
 
 const tmp = tempDir('image-folder');
+before(async () => {
+  await init('cpu', { log: null });
+});
 after(async () => {
   await closeDecodePools();
   tmp.cleanup();
@@ -164,7 +169,7 @@ test('a corrupt image fails its batch with an error naming the file; links out o
 test('CLI: train a tiny DenseNet-BC on the folder, evaluate it, predict with the folder\'s class names', () => {
   const run = join(tmp.dir, 'run');
   const r = runCli(['train', TINY_MODEL, ...TINY_ARGS, '--dataset', 'image-folder', '--data', flat, '--input', '32x32', '--val-fraction', '0.2',
-    '--batch', '4', '--max-steps', '3', '--epochs', '1', '--log-every', '1', '--out', run]);
+    '--batch', '4', '--max-steps', '3', '--epochs', '1', '--log-every', '1', '--mean', '0.5,0.5,0.5', '--std', '0.25,0.25,0.25', '--out', run]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^eval val at step 3 \(epoch 0\.75\): loss \d+\.\d+ top1 \d+\.\d+% top5 100\.00% \(3 images, \S+\)$/m);
   const { state } = readCheckpointState(run);
@@ -172,6 +177,7 @@ test('CLI: train a tiny DenseNet-BC on the folder, evaluate it, predict with the
   assert.deepEqual(state.model.inputShape, [32, 32, 3]);
   assert.deepEqual(state.data.folder, { inputShape: [32, 32], valFraction: 0.2, augmentation: 'cifar' });
   assert.equal(state.data.evalSplit, 'val');
+  assert.deepEqual(state.data.normalization, { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
   const evaluated = runCli(['eval', TINY_MODEL, '--weights', run, '--dataset', 'image-folder', '--json']);
   assert.equal(evaluated.status, 0, evaluated.stderr);
   const out = JSON.parse(evaluated.stdout);
@@ -180,6 +186,15 @@ test('CLI: train a tiny DenseNet-BC on the folder, evaluate it, predict with the
   assert.equal(predicted.status, 0, predicted.stderr);
   const names = JSON.parse(predicted.stdout).top.map((t: { name: string }) => t.name).sort();
   assert.deepEqual(names, ['blue', 'green', 'red']);
+});
+
+test('zoo.load: normalization sets the card\'s preprocessing, and must fit the input channels', async () => {
+  const weights = join(tmp.dir, 'run', 'last', 'model.json');
+  const options = { ...TINY_SPEC_OPTIONS, inputShape: [32, 32, 3] as [number, number, number], numClasses: 3, weights };
+  const model = await zoo.load(TINY_MODEL, { ...options, normalization: { mean: [0.1, 0.2, 0.3], std: [0.4, 0.5, 0.6] } });
+  assert.deepEqual([model.card.preprocessing.mean, model.card.preprocessing.std], [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]);
+  model.dispose();
+  await assert.rejects(zoo.load(TINY_MODEL, { ...options, normalization: { mean: [0.5], std: [0.5] } }), /normalization needs 3 means and 3 stds/);
 });
 
 test('CLI: bad flags and bad files are one clear error line', () => {
