@@ -6,12 +6,12 @@
 //   npm run exp:fashion-mosaics          (the full run; continues runs/exp-fashion-mosaics if it holds one)
 //   npm run exp:fashion-mosaics -- --quick --out DIR
 import * as path from 'path';
-import * as tf from '../src/tf';
-import { init } from '../src/backend';
-import { openDatasetFromSpec } from '../src/train/data-spec';
-import { Raster, savePng, segmentationFigure } from '../src/viz';
-import * as zoo from '../src/zoo';
+import { backend, tf, zoo } from '../src';
+import { openDatasetFromSpec } from '../src/train';
+import { Raster, savePng, segmentationFigure } from '../src/notebook';
 import { ExperimentContext, main } from './training-run';
+
+const { init } = backend;
 
 /** Held-out mosaics drawn in the figure. */
 const FIGURE_SAMPLES = 4;

@@ -5,13 +5,11 @@
 // data-less tensors: cheap, no GPU needed). Writes <out>/gpu-recipes.{json,md}.
 //   npm run exp:gpu-recipes [-- --out DIR] [-- --budget 16GB]
 import { Command } from 'commander';
-import * as tf from '../src/tf';
-import { init } from '../src/backend';
-import * as zoo from '../src/zoo';
-import { measureMode, zooFactory } from '../src/measure/memory';
-import { DRY_RUN, registerDryRunBackend } from '../src/measure/dry-run-backend';
-import { parseBytes, planMemory } from '../src/measure/planner';
+import { backend, tf, zoo } from '../src';
+import { DRY_RUN, measureMode, parseBytes, planMemory, registerDryRunBackend, zooFactory } from '../src/measure';
 import { RESULTS_DIR, writeResultAsync } from './results';
+
+const { init } = backend;
 
 const GB = 1e9;
 const MODES = ['naive', 'efficient'] as const;

@@ -8,20 +8,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Command } from 'commander';
-import * as tf from '../src/tf';
-import { BackendChoice, init } from '../src/backend';
-import { torchCpuInfo } from '../src/backend/torch-cpu';
-import { ModelFactory, specFactory, zooFactory } from '../src/measure/memory';
+import { backend as backends, BackendChoice, tf, zoo } from '../src';
 import {
-  CHILD_FLAG, ChildFailure, MODES, Measured, Mode, ModeJob, PYTHON, measureJob, printChildResult, pytorchMissing, runInChild,
-  runPyTorchReference,
-} from '../src/measure/child-process';
-import { densenetBC, depthSweep } from '../src/measure/depth-sweep';
-import type { ModelOptions } from '../src/zoo';
-import type { DenseNetArch } from '../src/models/densenet';
-import { planMemory, ModePlan } from '../src/measure/planner';
-import { lineChart, lineChartImage, saveHtml, savePng } from '../src/viz';
+  CHILD_FLAG, ChildFailure, DenseNetArch, MODES, Measured, Mode, ModeJob, ModePlan, ModelFactory, PYTHON, densenetBC, depthSweep,
+  measureJob, planMemory, printChildResult, pytorchMissing, runInChild, runPyTorchReference, specFactory, zooFactory,
+} from '../src/measure';
+import { lineChart, lineChartImage, saveHtml, savePng } from '../src/notebook';
 import { RESULTS_DIR, writeResultAsync } from './results';
+
+const { init, torchCpuInfo } = backends;
 
 const MB = 1e6;
 /** The synthetic batch's seed (trainingHarness). */
@@ -32,7 +27,7 @@ export interface NetSpec {
   label: string;
   /** The zoo record it is built from, with `options` on top. */
   zoo: string;
-  options?: ModelOptions;
+  options?: zoo.ModelOptions;
   input: [number, number, number];
   batch: number;
   /** Name pytorch_reference.py knows the same architecture by, when it has one. */
@@ -53,7 +48,7 @@ function factory(spec: NetSpec): ModelFactory {
 // ---------------------------------------------------------------------------------------------
 // The models of each mode
 
-const MINI_IMAGENET: ModelOptions = { growthRate: 8, blockLayers: [6, 4, 2, 2], stemChannels: 16, numClasses: 10 };
+const MINI_IMAGENET: zoo.ModelOptions = { growthRate: 8, blockLayers: [6, 4, 2, 2], stemChannels: 16, numClasses: 10 };
 
 export function stepModels(quick: boolean): NetSpec[] {
   if (quick) {

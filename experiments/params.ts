@@ -1,11 +1,10 @@
 // Experiment "params": every zoo model's trainable parameters and multiply-adds, beside
 // the papers' numbers (shared/reference/numbers.md). Writes experiments/results/params.{json,md}.
 //   npm run exp:params
-import * as tf from '../src/tf';
-import { init } from '../src/backend';
-import * as zoo from '../src/zoo';
-import { summarize } from '../src/models/summary';
+import { backend, summarize, tf, zoo } from '../src';
 import { writeResult } from './results';
+
+const { init } = backend;
 
 /** Published sizes, rounded as printed: the DenseNet paper's Table 2 (CIFAR), the Tiramisu paper, torchvision's docs (ImageNet). */
 const PAPER: Record<string, string> = {

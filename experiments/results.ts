@@ -3,8 +3,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { writeFileAtomic } from '../src/weights/atomic';
-import { PACKAGE_ROOT } from '../src/package-root';
+import { PACKAGE_ROOT, writeFileAtomic } from '../src/weights';
 
 export interface ExperimentResult {
   command: string;

@@ -6,13 +6,10 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
-import type { ShippedWeights } from '../src/zoo';
-import { readManifest, weightDataFiles, weightsDigest } from '../src/zoo/shipped-weights';
-import { PACKAGE_ROOT } from '../src/package-root';
-import { CheckpointState, readCheckpointState } from '../src/train/checkpoint';
-import { formatDuration, MetricsRecord } from '../src/train/progress';
-import { lineChartImage, savePng } from '../src/viz';
-import { writeFileAtomic } from '../src/weights/atomic';
+import { zoo } from '../src';
+import { CheckpointState, formatDuration, MetricsRecord, readCheckpointState } from '../src/train';
+import { lineChartImage, savePng } from '../src/notebook';
+import { PACKAGE_ROOT, writeFileAtomic } from '../src/weights';
 import { RESULTS_DIR, writeResultAsync } from './results';
 
 const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -100,14 +97,14 @@ function copyModel(checkpointDir: string, dir: string): string {
   fs.rmSync(staging, { recursive: true, force: true });
   fs.mkdirSync(staging, { recursive: true });
   const modelJson = path.join(checkpointDir, 'model.json');
-  for (const f of [modelJson, ...weightDataFiles(modelJson)]) fs.copyFileSync(f, path.join(staging, path.basename(f)));
+  for (const f of [modelJson, ...zoo.weightDataFiles(modelJson)]) fs.copyFileSync(f, path.join(staging, path.basename(f)));
   fs.rmSync(dir, { recursive: true, force: true });
   fs.renameSync(staging, dir);
   return path.join(dir, 'model.json');
 }
 
 /** The manifest record of the weights: the model's data, training and scores, and the weights' hash. */
-function manifestRecord(exp: TrainingExperiment, modelJson: string, sha256: string, state: CheckpointState, evaluation: EvalOutput, command: string): ShippedWeights {
+function manifestRecord(exp: TrainingExperiment, modelJson: string, sha256: string, state: CheckpointState, evaluation: EvalOutput, command: string): zoo.ShippedWeights {
   const { config } = state;
   const inPackage = path.relative(PACKAGE_ROOT, modelJson);
   return {
@@ -142,8 +139,8 @@ function manifestRecord(exp: TrainingExperiment, modelJson: string, sha256: stri
   };
 }
 
-async function updateManifest(file: string, record: ShippedWeights): Promise<void> {
-  const others = readManifest(file).filter((r) => !(r.model === record.model && r.tag === record.tag));
+async function updateManifest(file: string, record: zoo.ShippedWeights): Promise<void> {
+  const others = zoo.readManifest(file).filter((r) => !(r.model === record.model && r.tag === record.tag));
   await writeFileAtomic(file, JSON.stringify([...others, record], null, 2) + '\n');
 }
 
@@ -176,7 +173,7 @@ function learningCurve(exp: TrainingExperiment, runDir: string, file: string): s
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
-function resultTable(exp: TrainingExperiment, evaluation: EvalOutput, record: ShippedWeights, tagEval: EvalOutput, quick: boolean): string {
+function resultTable(exp: TrainingExperiment, evaluation: EvalOutput, record: zoo.ShippedWeights, tagEval: EvalOutput, quick: boolean): string {
   const t = record.training!;
   const ours = evaluation.metrics[exp.metric];
   const more = exp.moreMetrics ?? [];
@@ -209,7 +206,7 @@ export async function runTrainingExperiment(exp: TrainingExperiment, argv = proc
   const { dir: checkpointDir, state } = readCheckpointState(runDir);
   const evaluation = evaluate(exp.model, exp.dataset, checkpointDir, opts.quick);
   const modelJson = copyModel(checkpointDir, path.join(weightsRoot, exp.model, exp.tag));
-  const record = manifestRecord(exp, modelJson, await weightsDigest(modelJson, 'tfjs'), state, evaluation, command);
+  const record = manifestRecord(exp, modelJson, await zoo.weightsDigest(modelJson, 'tfjs'), state, evaluation, command);
   await updateManifest(path.join(weightsRoot, 'manifest.json'), record);
 
   // The shipped files, loaded the way users load them, must give the same score.

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { builtinModules } from 'node:module';
 import * as ts from 'typescript';
 import { tf, backend } from '../src';
 import { ADDON_PATH } from '../src/backend/torch-cpu';
@@ -188,5 +189,22 @@ test('the notebooks reach the package through its public paths only', () => {
   }
   assert.ok(found.length >= 5, `the notebooks require the package: ${found.join(', ')}`);
   const publicPath = /: densenet-zoo(\/(data|weights|train|measure|notebook))?$/;
+  const nodeBuiltin = (f: string) => { const spec = f.slice(f.indexOf(': ') + 2); return spec.startsWith('node:') || builtinModules.includes(spec); };
+  assert.deepEqual(found.filter((f) => !publicPath.test(f) && !nodeBuiltin(f)), []);
+});
+
+test('the experiments reach the package through its public paths only', () => {
+  const dir = path.join(ROOT, 'experiments');
+  const found: string[] = [];
+  for (const name of fs.readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))) {
+    const code = fs.readFileSync(path.join(dir, name), 'utf8').split('\n').filter((line) => !/^\s*(\/\/|\/?\*)/.test(line)).join('\n');
+    const imports = /\bfrom\s*['"]([^'"]+)['"]|\bimport\s*['"]([^'"]+)['"]|\b(?:require|import)\s*\(\s*['"]([^'"]+)['"]\s*\)/g;
+    for (const m of code.matchAll(imports)) {
+      const spec = m[1] ?? m[2] ?? m[3];
+      if (spec.startsWith('../')) found.push(`${name}: ${spec}`);
+    }
+  }
+  assert.ok(found.length >= 10, `the experiments import the package: ${found.join(', ')}`);
+  const publicPath = /: \.\.\/src(\/(data|weights|train|measure|notebook))?$/;
   assert.deepEqual(found.filter((f) => !publicPath.test(f)), []);
 });

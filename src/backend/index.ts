@@ -28,6 +28,13 @@ const torchCpu = () => require('./torch-cpu') as typeof import('./torch-cpu');
 const wasmGradientKernels = () => require('./wasm-kernels') as typeof import('./wasm-kernels');
 const wasmFusedKernels = () => require('./wasm-fused-kernels') as typeof import('./wasm-fused-kernels');
 
+export type { TorchCpuInfo } from './torch-cpu';
+
+/** The torch-cpu addon: whether it loads here, its libtorch version, threads and buffer pool (loads the addon on first call). */
+export function torchCpuInfo(): import('./torch-cpu').TorchCpuInfo {
+  return torchCpu().torchCpuInfo();
+}
+
 /** In order of preference. */
 const candidates: readonly BackendCandidate[] = [
   {

@@ -12,7 +12,7 @@ import { dataError } from './errors';
 import { requireDirectory } from './files';
 import { byCodePoint, listImageFiles, subdirectories } from './folder-files';
 import { CropPlan, DecodeRequest, DecoderChoice, resolveDecoder } from './image-decoder';
-import { AUGMENT_STREAM, CLASSIFICATION_PAD, checkInteger, epochOrder, SPLIT_CODES } from './streaming';
+import { AUGMENT_STREAM, CLASSIFICATION_PAD, batchCount, checkInteger, epochOrder, samplesWithin, SPLIT_CODES } from './streaming';
 import { permutation, Rng } from '../random/prng';
 
 /** 'imagenet': random-resized crop + flip, evaluation on the centre after resizing; 'cifar': resize, pad-4 crop + flip. */
@@ -143,9 +143,7 @@ export class ImageFolder implements Dataset {
   }
 
   numBatches(split: Split, opts: Pick<BatchOptions, 'batchSize' | 'dropLast' | 'limit'>): number {
-    checkInteger('batchSize', opts.batchSize, 1);
-    const n = this.samplesUsed(split, opts.limit);
-    return opts.dropLast ? Math.floor(n / opts.batchSize) : Math.ceil(n / opts.batchSize);
+    return batchCount(this.size(split), opts);
   }
 
   async *batches(split: Split, opts: BatchOptions): AsyncGenerator<Batch, void, undefined> {
@@ -202,10 +200,7 @@ export class ImageFolder implements Dataset {
   }
 
   private samplesUsed(split: Split, limit: number | undefined): number {
-    const n = this.size(split);
-    if (limit === undefined) return n;
-    checkInteger('limit', limit, 0);
-    return Math.min(n, limit);
+    return samplesWithin(this.size(split), limit);
   }
 
   /** What to decode for one sample, and the window applied to the decoded pixels; draws from rng in sample order. */

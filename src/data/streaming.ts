@@ -31,6 +31,20 @@ export function checkInteger(name: string, value: number, min: number): void {
   }
 }
 
+/** Samples of a split of `n` that a `limit` leaves. */
+export function samplesWithin(n: number, limit: number | undefined): number {
+  if (limit === undefined) return n;
+  checkInteger('limit', limit, 0);
+  return Math.min(n, limit);
+}
+
+/** Batches an epoch of a split of `n` samples has. */
+export function batchCount(n: number, opts: Pick<BatchOptions, 'batchSize' | 'dropLast' | 'limit'>): number {
+  checkInteger('batchSize', opts.batchSize, 1);
+  const used = samplesWithin(n, opts.limit);
+  return opts.dropLast ? Math.floor(used / opts.batchSize) : Math.ceil(used / opts.batchSize);
+}
+
 /** The order in which an epoch visits the samples of a split. */
 export function epochOrder(n: number, seed: number, epoch: number, split: Split, shuffle: boolean): Uint32Array {
   if (shuffle) return permutation(n, Rng.from(seed, ORDER_STREAM, SPLIT_CODES[split], epoch));
@@ -63,9 +77,7 @@ export abstract class StreamingDataset implements Dataset {
   }
 
   numBatches(split: Split, opts: Pick<BatchOptions, 'batchSize' | 'dropLast' | 'limit'>): number {
-    checkInteger('batchSize', opts.batchSize, 1);
-    const n = this.samplesUsed(split, opts.limit);
-    return opts.dropLast ? Math.floor(n / opts.batchSize) : Math.ceil(n / opts.batchSize);
+    return batchCount(this.size(split), opts);
   }
 
   async *batches(split: Split, opts: BatchOptions): AsyncGenerator<Batch, void, undefined> {
@@ -94,10 +106,7 @@ export abstract class StreamingDataset implements Dataset {
   }
 
   private samplesUsed(split: Split, limit: number | undefined): number {
-    const n = this.size(split);
-    if (limit === undefined) return n;
-    checkInteger('limit', limit, 0);
-    return Math.min(n, limit);
+    return samplesWithin(this.size(split), limit);
   }
 
   private checkGeometryOptions(opts: BatchOptions): void {

@@ -8,3 +8,6 @@ export {
   WeightBinding, WeightKind, TorchvisionLoadOptions, TorchvisionLoadReport, bindWeights, exportTorchvisionStateDict,
   loadTorchvisionSafetensors, loadTorchvisionStateDict, normaliseTorchKey, saveTorchvisionSafetensors, torchvisionKeyOf,
 } from './torchvision';
+export { writeFileAtomic } from './atomic';
+/** The package's folder (the one holding package.json, weights/ and experiments/). */
+export { PACKAGE_ROOT } from '../package-root';

@@ -22,6 +22,7 @@ import IMAGENET_CLASSES from './imagenet-classes.json';
 export * from './records';
 export { ModelOptions, ModelSpec, ResolvedModel, describeSpec } from './resolve';
 export { ZooModel, ModelCard, WeightsProvenance, isZooModel } from './zoo-model';
+export { readManifest, weightDataFiles, weightsDigest } from './shipped-weights';
 
 export function list(): string[] {
   return ZOO.map((e) => e.name);
