@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  identityWindow, normalizationTable, padWindowToMultiple, randomCropFlip, windowImage, windowLabels,
+  identityWindow, normalizationTable, randomCropFlip, windowImage, windowLabels,
 } from '../src/data/augment';
 import { CamVid } from '../src/data/camvid';
 import { FashionMnist } from '../src/data/fashion-mnist';
@@ -119,36 +119,3 @@ test('segmentation crop + flip moves image and label together', async () => {
   }
 });
 
-test('padToMultiple pads bottom/right: void labels, black pixels, content unmoved', async () => {
-  const { dir, cleanup } = tempDir('augment');
-  try {
-    writeTracedCamVid(dir, 10, 13, 2);
-    const ds = new CamVid({ dir, normalization: RAW3 });
-    const it = ds.batches('test', { batchSize: 1, padToMultiple: 8 });
-    const b = (await it.next()).value!;
-    assert.deepEqual(b.shape, [1, 16, 16, 3]);
-    for (let y = 0; y < 16; y++) {
-      for (let x = 0; x < 16; x++) {
-        const label = b.labels[y * 16 + x];
-        const rgb = [0, 1, 2].map((c) => Math.round(b.images[(y * 16 + x) * 3 + c]));
-        if (y < 10 && x < 13) {
-          assert.equal(label, traceLabel(y, x));
-          assert.deepEqual(rgb, [y, x, 20 * label]);
-        } else {
-          assert.equal(label, 11);
-          assert.deepEqual(rgb, [0, 0, 0]);
-        }
-      }
-    }
-    // Padding a flipped window keeps the view on the left and the padding on the right.
-    const win = padWindowToMultiple({ ...identityWindow(10, 13), flip: true }, 8);
-    const labels = new Int32Array(16 * 16);
-    const src = Int32Array.from({ length: 130 }, (_, p) => traceLabel(Math.floor(p / 13), p % 13));
-    windowLabels(src, 0, 10, 13, win, 11, labels, 0);
-    assert.equal(labels[0], traceLabel(0, 12));
-    assert.equal(labels[12], traceLabel(0, 0));
-    assert.equal(labels[13], 11);
-  } finally {
-    cleanup();
-  }
-});

@@ -96,7 +96,7 @@ test('bad options and unknown splits are clear errors', withData(async (ds) => {
   await assert.rejects(collect(ds, 'train', { batchSize: 0 }), /batchSize must be an integer >= 1, got 0/);
   await assert.rejects(collect(ds, 'train', { batchSize: 2, startBatch: -1 }), /startBatch must be an integer >= 0/);
   await assert.rejects(collect(ds, 'val', { batchSize: 2 }), /fashion-mnist has no 'val' split \(it has train, test\)/);
-  await assert.rejects(collect(ds, 'train', { batchSize: 2, crop: [4, 4] }), /crop and padToMultiple apply to segmentation/);
+  await assert.rejects(collect(ds, 'train', { batchSize: 2, crop: [4, 4] }), /batch option crop applies to segmentation/);
 }));
 
 test('batchToTensors: NHWC float32 images, int32 labels per image', withData(async (ds) => {

@@ -59,12 +59,6 @@ export function randomCropFlip(h: number, w: number, cropH: number, cropW: numbe
   return { outH: cropH, outW: cropW, viewH: cropH, viewW: cropW, offY, offX, flip: rng.bool() };
 }
 
-/** Grows a window bottom/right to the next multiple of m (for networks that halve sizes 5 times). */
-export function padWindowToMultiple(win: Window, m: number): Window {
-  if (!Number.isInteger(m) || m < 1) throw new Error(`padToMultiple must be a positive integer, got ${m}`);
-  return { ...win, outH: Math.ceil(win.outH / m) * m, outW: Math.ceil(win.outW / m) * m };
-}
-
 /**
  * Writes one window of an HWC uint8 image, normalised, into dst at dstOffset.
  * Padding is black: raw value 0, normalised like any other pixel.

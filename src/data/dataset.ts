@@ -29,11 +29,6 @@ export interface BatchOptions {
   limit?: number;
   /** Segmentation: size [h, w] of the random crop taken when augmenting. Default: the whole image. */
   crop?: [number, number];
-  /**
-   * Segmentation: pad height and width (bottom/right) up to a multiple of this, labels padded
-   * with the ignore label; for evaluating full images with a network that needs sizes divisible by 32.
-   */
-  padToMultiple?: number;
 }
 
 export interface Batch {

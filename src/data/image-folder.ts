@@ -151,7 +151,7 @@ export class ImageFolder implements Dataset {
     checkInteger('seed', seed, Number.MIN_SAFE_INTEGER);
     checkInteger('epoch', epoch, 0);
     checkInteger('startBatch', startBatch, 0);
-    if (opts.crop || opts.padToMultiple) throw new Error('batch options crop and padToMultiple apply to segmentation; image-folder is a classification dataset');
+    if (opts.crop) throw new Error('batch option crop applies to segmentation; image-folder is a classification dataset');
     const n = this.samplesUsed(split, opts.limit);
     const total = this.numBatches(split, opts);
     if (startBatch > total) throw new Error(`batch option startBatch ${startBatch} is past the end of the ${split} split's epoch (${total} batches of ${batchSize})`);

@@ -3,7 +3,7 @@
 // depends on earlier batches, so starting at batch k gives exactly what an uninterrupted
 // epoch gives from batch k on. Readers only supply raw 8-bit samples for given indices.
 import {
-  identityWindow, normalizationTable, padWindowToMultiple, randomCropFlip, randomPadCropFlip,
+  identityWindow, normalizationTable, randomCropFlip, randomPadCropFlip,
   windowImage, windowLabels, Window,
 } from './augment';
 import type { Batch, BatchOptions, Dataset, Normalization, Split, Task } from './dataset';
@@ -110,8 +110,8 @@ export abstract class StreamingDataset implements Dataset {
   }
 
   private checkGeometryOptions(opts: BatchOptions): void {
-    if (this.task === 'classification' && (opts.crop || opts.padToMultiple)) {
-      throw new Error(`batch options crop and padToMultiple apply to segmentation; ${this.name} is a classification dataset`);
+    if (this.task === 'classification' && opts.crop) {
+      throw new Error(`batch option crop applies to segmentation; ${this.name} is a classification dataset`);
     }
     if (opts.crop) {
       const [h, w] = this.imageShape;
@@ -136,12 +136,6 @@ export abstract class StreamingDataset implements Dataset {
     else {
       const [ch, cw] = opts.crop ?? [h, w];
       win = randomCropFlip(h, w, ch, cw, rng);
-    }
-    if (opts.padToMultiple !== undefined) {
-      win = padWindowToMultiple(win, opts.padToMultiple);
-      if ((win.outH !== win.viewH || win.outW !== win.viewW) && this.ignoreLabel === undefined) {
-        throw new Error(`${this.name} has no ignore label to fill padding with; padToMultiple ${opts.padToMultiple} would pad ${win.viewH}x${win.viewW} images`);
-      }
     }
     return win;
   }
