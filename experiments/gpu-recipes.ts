@@ -5,7 +5,7 @@
 // data-less tensors: cheap, no GPU needed). Writes <out>/gpu-recipes.{json,md}.
 //   npm run exp:gpu-recipes [-- --out DIR] [-- --budget 16GB]
 import { Command } from 'commander';
-import { backend, tf, zoo } from '../src';
+import { backend, tf } from '../src';
 import { DRY_RUN, measureMode, parseBytes, planMemory, registerDryRunBackend, zooFactory } from '../src/measure';
 import { RESULTS_DIR, writeResultAsync } from './results';
 
@@ -13,7 +13,6 @@ const { init } = backend;
 
 const GB = 1e9;
 const MODES = ['naive', 'efficient'] as const;
-type Mode = (typeof MODES)[number];
 
 /** One `npx densenet ...` invocation: its arguments after `densenet`, and what it is for. */
 export interface CliStep {

@@ -4,7 +4,6 @@
 // addon in native/ (built at install time when libtorch is found). NHWC data is
 // handed to ATen as channels-last NCHW, so nothing is transposed or copied on the
 // way in; results are written into typed arrays allocated here.
-import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../package-root';
@@ -116,11 +115,6 @@ export function threadsFromEnv(env: Record<string, string | undefined> = process
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${THREADS_ENV} must be a positive integer, got '${raw}'`);
   return n;
-}
-
-/** Lets the garbage collector have the output buffers kept for reuse. */
-export function releaseTorchCpuPool(): void {
-  activeBackend()?.pool.clear();
 }
 
 /** Sets libtorch's intra-op thread count (the whole process shares it). */

@@ -16,7 +16,6 @@ import { WeightsSource, ZOO, ZooEntry } from './records';
 import { ModelOptions, ModelSpec, resolveModel, ResolvedModel } from './resolve';
 import { readManifest, shippedFile } from './shipped-weights';
 import { asZooModel, ModelCard, WeightsProvenance, ZooModel } from './zoo-model';
-import { PACKAGE_ROOT } from '../package-root';
 import IMAGENET_CLASSES from './imagenet-classes.json';
 
 export * from './records';
