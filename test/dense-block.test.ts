@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
 import { DenseBlock } from '../src/layers/dense-block';
+import { dropoutMaskValues } from '../src/core/dropout-mask';
 import { PreActivationConv } from '../src/layers/pre-activation-conv';
 import { maxRelativeError } from './helpers';
 
@@ -21,11 +22,18 @@ function unitReference(h: tf.Tensor4D, w: Record<string, tf.Tensor>, norm: strin
   return (w[`${convName}/bias`] ? tf.add(y, w[`${convName}/bias`]) : y) as tf.Tensor4D;
 }
 
-function blockReference(x: tf.Tensor4D, w: Record<string, tf.Tensor>, layers: number, units: number, output: 'all' | 'new'): tf.Tensor4D {
+/** `masks` gives the dropout mask after unit u of layer l, where there is one. */
+type MaskOf = (l: number, u: number, shape: number[]) => tf.Tensor | undefined;
+
+function blockReference(x: tf.Tensor4D, w: Record<string, tf.Tensor>, layers: number, units: number, output: 'all' | 'new', masks?: MaskOf): tf.Tensor4D {
   const features = [x];
   for (let l = 1; l <= layers; l++) {
     let h = tf.concat(features, 3) as tf.Tensor4D;
-    for (let u = 1; u <= units; u++) h = unitReference(h, w, `layer${l}/norm${u}`, `layer${l}/conv${u}`);
+    for (let u = 1; u <= units; u++) {
+      h = unitReference(h, w, `layer${l}/norm${u}`, `layer${l}/conv${u}`);
+      const mask = masks?.(l, u, h.shape);
+      if (mask) h = tf.mul(h, mask) as tf.Tensor4D;
+    }
     features.push(h);
   }
   return tf.concat(output === 'all' ? features : features.slice(1), 3) as tf.Tensor4D;
@@ -106,6 +114,51 @@ for (const backendName of ['cpu', 'wasm']) {
       const want = referenceGrads(layer, x, probe, (xx, w) => unitReference(xx, w, 'norm', 'conv'));
       compare(layerGrads(layer, x, probe), want, 1e-4, `transition efficient=${memoryEfficient}`);
     }
+  });
+}
+
+/** Runs f with Math.random (where dropout draws its mask seeds) giving `seeds` in turn; returns how many it drew. */
+function withMaskSeeds(seeds: number[], f: () => void): number {
+  const original = Math.random;
+  let drawn = 0;
+  Math.random = () => seeds[drawn++] / 2 ** 32;
+  try {
+    f();
+  } finally {
+    Math.random = original;
+  }
+  return drawn;
+}
+
+for (const placement of ['every-conv', 'last-conv'] as const) {
+  test(`dropout after ${placement === 'every-conv' ? 'every conv (the DenseNet paper)' : 'each layer\'s last conv'}: backward matches autodiff with the same masks, naive equals efficient`, async () => {
+    await init('cpu', { log: null });
+    const layers = 2;
+    const rate = 0.3;
+    const seeds = [11, 22, 33, 44];
+    const x = tf.randomNormal(SHAPE, 0, 1, 'float32', 4) as tf.Tensor4D;
+    // Masks are drawn in forward order: layer 1 unit 1, layer 1 unit 2, layer 2 unit 1, ...
+    const dropped = (u: number) => placement === 'every-conv' || u === 2;
+    const masks: MaskOf = (l, u, shape) => {
+      if (!dropped(u)) return undefined;
+      const index = placement === 'every-conv' ? 2 * (l - 1) + (u - 1) : l - 1;
+      return tf.tensor(dropoutMaskValues(tf.util.sizeFromShape(shape), rate, seeds[index]), shape);
+    };
+    const results = [false, true].map((memoryEfficient) => {
+      const block = new DenseBlock({
+        numLayers: layers, growthRate: 3, bottleneckWidth: 8, useBias: false, dropRate: rate, dropoutPlacement: placement, memoryEfficient, output: 'all',
+      });
+      block.apply(tf.input({ shape: SHAPE.slice(1) }));
+      randomize(block, 400);
+      const probe = tf.randomNormal(block.computeOutputShape([...SHAPE]) as number[], 0, 1, 'float32', 10);
+      const want = referenceGrads(block, x, probe, (xx, w) => blockReference(xx, w, layers, 2, 'all', masks));
+      let got: Result | undefined;
+      const drawn = withMaskSeeds(seeds, () => (got = layerGrads(block, x, probe)));
+      assert.equal(drawn, placement === 'every-conv' ? 2 * layers : layers, 'one mask per dropped conv');
+      compare(got!, want, 1e-4, `${placement} efficient=${memoryEfficient}`);
+      return got!;
+    });
+    compare(results[1], results[0], 1e-5, 'efficient vs naive');
   });
 }
 

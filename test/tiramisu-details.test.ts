@@ -1,6 +1,7 @@
 // The reference code's training details, each a named option: kernel initialisation (torchvision's
 // untruncated He-normal for DenseNet, the FC-DenseNet authors' He-uniform), and the Tiramisu weight
-// decay (1e-4 * sum(w^2) added to the loss over conv kernels and BatchNorm scales).
+// decay (1e-4 * sum(w^2) added to the loss over conv kernels and BatchNorm scales), batch-statistics
+// inference, and the DenseNet paper's dropout placement.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '../src/tf';
@@ -110,4 +111,22 @@ test('batchNorm "batch": inference normalises with each batch\'s statistics (the
   tf.dispose([x, trainingMode, inferBatch, inferRunning]);
   running.dispose();
   batch.dispose();
+});
+
+test('DenseNet dropout goes after every conv but the stem\'s, transitions included (the paper\'s); last-conv and FC-DenseNet refusal', () => {
+  const dropLayers = (placement?: 'every-conv' | 'last-conv') => {
+    const model = zoo.create('densenet-bc-100-k12', { depth: 16, dropRate: 0.2, dropoutPlacement: placement });
+    const names = model.layers.filter((l) => l.getClassName() === 'DenseNetDropout').map((l) => l.name);
+    const blocks = model.layers.filter((l) => l.getClassName() === 'DenseNetDenseBlock').map((l) => l.getConfig().dropoutPlacement);
+    model.dispose();
+    return { names, blocks };
+  };
+  const paper = dropLayers();
+  assert.deepEqual(paper.names, ['transition1_drop', 'transition2_drop'], 'a dropout after each transition conv');
+  assert.deepEqual(paper.blocks, ['every-conv', 'every-conv', 'every-conv'], 'and after both convs of every dense layer');
+  const torchvision = dropLayers('last-conv');
+  assert.deepEqual(torchvision.names, []);
+  assert.deepEqual(torchvision.blocks, ['last-conv', 'last-conv', 'last-conv']);
+  assert.throws(() => zoo.create('fc-densenet56', { dropoutPlacement: 'last-conv' }), /fc-densenet56: 'dropoutPlacement' apply to DenseNet models/);
+  assert.throws(() => zoo.create('densenet121', { dropoutPlacement: 'after-pool' as 'last-conv' }), /dropoutPlacement must be one of every-conv, last-conv, got "after-pool"/);
 });

@@ -1,6 +1,7 @@
 // The architecture options of the one road (zoo.resolve) as command-line flags, shared by every
 // command that builds a model, so `--depth 40 --growth 12` means the same to train, plan and bench.
 import { Command, Option } from 'commander';
+import { DROPOUT_PLACEMENTS, DropoutPlacement } from '../layers/dropout';
 import { KERNEL_INITS, KernelInit } from '../layers/initializers';
 import { INFERENCE_STATS, InferenceStats } from '../layers/unit-variables';
 import type { ModelOptions } from '../zoo';
@@ -12,6 +13,7 @@ export interface ArchitectureFlags {
   stemChannels?: number;
   stemNorm?: boolean;
   dropRate?: number;
+  dropoutPlacement?: DropoutPlacement;
   kernelInit?: KernelInit;
   bnStats?: InferenceStats;
 }
@@ -63,6 +65,8 @@ export function addArchitectureFlags(cmd: Command): Command {
     .option('--stem-channels <n>', 'channels of the stem conv', parsePositiveInt('--stem-channels'))
     .option('--stem-norm', 'CIFAR DenseNets: a BatchNorm-ReLU after the stem conv (as many public CIFAR checkpoints have)')
     .option('--drop-rate <x>', 'dropout rate of the model', parseFraction('--drop-rate'))
+    .addOption(new Option('--dropout-placement <where>', 'DenseNet: dropout after every conv but the stem\'s (the paper\'s, default) or after each dense layer\'s last conv (torchvision\'s)')
+      .choices(DROPOUT_PLACEMENTS as unknown as string[]))
     .addOption(new Option('--kernel-init <init>', 'conv kernel initialisation (default: torchvision\'s he-normal for DenseNet, the authors\' he-uniform for FC-DenseNet)')
       .choices(KERNEL_INITS as unknown as string[]))
     .addOption(bnStatsOption());
@@ -71,6 +75,7 @@ export function addArchitectureFlags(cmd: Command): Command {
 export function architectureOptions(f: ArchitectureFlags): ModelOptions {
   return {
     depth: f.depth, growthRate: f.growth, blockLayers: f.blockLayers, stemChannels: f.stemChannels, stemNorm: f.stemNorm, dropRate: f.dropRate,
+    dropoutPlacement: f.dropoutPlacement,
     kernelInit: f.kernelInit, batchNorm: f.bnStats,
   };
 }

@@ -154,6 +154,7 @@ function fixedOnResume(state: LoadedCheckpoint['state']): Array<[keyof TrainFlag
   return [
     ['recipe', '--recipe', state.config.recipe], ['batch', '--batch', state.config.batchSize], ['seed', '--seed', state.config.seed],
     ['depth', '--depth', state.model.depth], ['growth', '--growth', state.model.growthRate], ['dropRate', '--drop-rate', state.model.dropRate],
+    ['dropoutPlacement', '--dropout-placement', state.model.dropoutPlacement],
     ['blockLayers', '--block-layers', state.model.blockLayers], ['stemChannels', '--stem-channels', state.model.stemChannels], ['stemNorm', '--stem-norm', state.model.stemNorm],
     ['weights', '--weights', state.initialWeights?.source], ['freezeBackbone', '--freeze-backbone', state.config.freezeBackbone],
     ['freshHead', '--fresh-head', state.initialWeights && !state.initialWeights.headLoaded],

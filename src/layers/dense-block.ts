@@ -20,6 +20,7 @@ import {
   unitWeightList,
 } from '../core/bn-relu-conv';
 import { dropoutMask } from '../core/dropout-mask';
+import type { DropoutPlacement } from './dropout';
 import { denseUnit } from './layer-names';
 import { KernelInit } from './initializers';
 import {
@@ -35,6 +36,8 @@ export interface DenseBlockArgs {
   /** Convolutions carry a bias (FC-DenseNet) or not (DenseNet). */
   useBias: boolean;
   dropRate: number;
+  /** After each layer's last conv (default) or after every conv (the DenseNet paper's). */
+  dropoutPlacement?: DropoutPlacement;
   memoryEfficient: boolean;
   /** 'all': concat(input, new maps) (DenseNet); 'new': the new maps only (FC-DenseNet's upsampling path). */
   output: 'all' | 'new';
@@ -50,7 +53,8 @@ export interface DenseBlockArgs {
 /** What the forward pass leaves for the backward pass of one dense layer. */
 interface LayerRecord {
   stats: ChannelStats[];
-  mask?: tf.Tensor;
+  /** The dropout mask after each unit's conv, where there is one. */
+  masks: Array<tf.Tensor | undefined>;
   /** Naive mode only: inputs of each unit (the concatenation first) and the BN-ReLU outputs. */
   unitInputs?: tf.Tensor4D[];
   activations?: tf.Tensor4D[];
@@ -65,6 +69,7 @@ export class DenseBlock extends tf.layers.Layer {
   readonly bottleneckWidth: number;
   readonly useBias: boolean;
   readonly dropRate: number;
+  readonly dropoutPlacement: DropoutPlacement;
   readonly outputMode: 'all' | 'new';
   readonly epsilon: number;
   readonly momentum: number;
@@ -81,6 +86,7 @@ export class DenseBlock extends tf.layers.Layer {
     this.bottleneckWidth = args.bottleneckWidth;
     this.useBias = args.useBias;
     this.dropRate = args.dropRate;
+    this.dropoutPlacement = args.dropoutPlacement ?? 'last-conv';
     this.memoryEfficient = args.memoryEfficient;
     this.outputMode = args.output;
     this.epsilon = args.epsilon ?? BATCH_NORM_DEFAULTS.epsilon;
@@ -120,6 +126,11 @@ export class DenseBlock extends tf.layers.Layer {
     return kwargs.training ? this.trainingForward(x) : this.inferenceForward(x);
   }
 
+  /** Whether unit `i` of a layer of `units` is followed by dropout in training. */
+  private dropsAfter(i: number, units: number): boolean {
+    return this.dropRate > 0 && (i === units - 1 || this.dropoutPlacement === 'every-conv');
+  }
+
   private assemble(x: tf.Tensor4D, created: tf.Tensor4D[]): tf.Tensor4D {
     return this.outputMode === 'all' ? tf.concat([x, ...created], 3) : concatChannels(created);
   }
@@ -150,14 +161,18 @@ export class DenseBlock extends tf.layers.Layer {
   private layerForward(features: tf.Tensor4D[], moments: Moments[], layer: UnitVariables[], weights: UnitWeights[]):
     { out: tf.Tensor4D; record: LayerRecord } {
     const naive = !this.memoryEfficient;
-    const record: LayerRecord = { stats: [], unitInputs: naive ? [] : undefined, activations: naive ? [] : undefined };
+    const record: LayerRecord = { stats: [], masks: [], unitInputs: naive ? [] : undefined, activations: naive ? [] : undefined };
     let h: tf.Tensor4D | tf.Tensor4D[] = naive ? concatChannels(features) : features;
     layer.forEach((u, i) => {
-      const { out, r, stats, mean, variance } = i === 0
+      const unit = i === 0
         ? unitForward(h, weights[i], this.epsilon, joinMoments(moments))
         : unitForward(h as tf.Tensor4D, weights[i], this.epsilon);
+      const { r, stats, mean, variance } = unit;
       updateMovingStats(u, mean, variance, this.momentum);
       record.stats.push(stats);
+      const mask = this.dropsAfter(i, layer.length) ? dropoutMask(unit.out.shape, this.dropRate) : undefined;
+      record.masks.push(mask);
+      const out = mask ? applyMask(unit.out, mask) : unit.out;
       if (naive) {
         record.unitInputs!.push(h as tf.Tensor4D);
         record.activations!.push(r);
@@ -167,14 +182,7 @@ export class DenseBlock extends tf.layers.Layer {
       }
       h = out;
     });
-    let out = h as tf.Tensor4D;
-    if (this.dropRate > 0) {
-      record.mask = dropoutMask(out.shape, this.dropRate);
-      const masked = tf.mul(out, record.mask) as tf.Tensor4D;
-      out.dispose();
-      out = masked;
-    }
-    return { out, record };
+    return { out: h as tf.Tensor4D, record };
   }
 
   private trainingForward(x: tf.Tensor4D): tf.Tensor4D {
@@ -232,13 +240,16 @@ export class DenseBlock extends tf.layers.Layer {
         const features = [input, ...created.slice(0, l)];
         const { ins, acts } = rec.unitInputs
           ? { ins: rec.unitInputs, acts: rec.activations! }
-          : recompute(features, weights[l], rec.stats);
+          : recompute(features, weights[l], rec.stats, rec.masks);
         // The first unit's input gradient lands in the feature maps' running gradients.
         const target = { splits: features.map((f) => f.shape[3]), accumulators: grads.slice(0, l + 1) };
-        let d = rec.mask ? (tf.mul(dOut, rec.mask) as tf.Tensor4D) : dOut;
+        // d: the gradient of unit i's output, before its dropout.
+        let d = dOut;
         const unitGrads: tf.Tensor[][] = [];
         let accumulated: tf.Tensor4D[] = [];
         for (let i = weights[l].length - 1; i >= 0; i--) {
+          const mask = rec.masks[i];
+          if (mask) d = applyMask(d, mask, d !== dOut);
           const x = ins[i] ?? features;
           const u = unitBackward(x, acts[i], weights[l][i], rec.stats[i], d, { releaseActivation: true, target: i === 0 ? target : undefined });
           if (d !== dOut) d.dispose();
@@ -265,10 +276,10 @@ export class DenseBlock extends tf.layers.Layer {
     const stats: ChannelStats[] = [];
     for (let i = 0; i < units; i++) stats.push({ mean: tensors[2 * i] as tf.Tensor1D, invStd: tensors[2 * i + 1] as tf.Tensor1D });
     let at = 2 * units;
-    const mask = this.dropRate > 0 ? tensors[at++] : undefined;
-    if (this.memoryEfficient) return { stats, mask };
+    const masks = stats.map((_, i) => (this.dropsAfter(i, units) ? tensors[at++] : undefined));
+    if (this.memoryEfficient) return { stats, masks };
     return {
-      stats, mask,
+      stats, masks,
       unitInputs: tensors.slice(at, at + units) as tf.Tensor4D[],
       activations: tensors.slice(at + units, at + 2 * units) as tf.Tensor4D[],
     };
@@ -282,6 +293,7 @@ export class DenseBlock extends tf.layers.Layer {
       bottleneckWidth: this.bottleneckWidth,
       useBias: this.useBias,
       dropRate: this.dropRate,
+      dropoutPlacement: this.dropoutPlacement,
       memoryEfficient: this.memoryEfficient,
       output: this.outputMode,
       kernelInit: this.kernelInit,
@@ -293,7 +305,15 @@ export class DenseBlock extends tf.layers.Layer {
 }
 
 function recordTensors(r: LayerRecord): tf.Tensor[] {
-  return [...r.stats.flatMap((s) => [s.mean, s.invStd]), ...(r.mask ? [r.mask] : []), ...(r.unitInputs ?? []), ...(r.activations ?? [])];
+  const masks = r.masks.filter((m): m is tf.Tensor => m !== undefined);
+  return [...r.stats.flatMap((s) => [s.mean, s.invStd]), ...masks, ...(r.unitInputs ?? []), ...(r.activations ?? [])];
+}
+
+/** x * mask, disposing x unless it is still needed (`disposeInput` false). */
+function applyMask(x: tf.Tensor4D, mask: tf.Tensor, disposeInput = true): tf.Tensor4D {
+  const masked = tf.mul(x, mask) as tf.Tensor4D;
+  if (disposeInput) x.dispose();
+  return masked;
 }
 
 function keepRecord(r: LayerRecord): void {
@@ -307,14 +327,18 @@ function joinMoments(moments: Moments[]): Moments {
 
 /**
  * Rebuilds a layer's unit inputs and BN-ReLU outputs from its feature maps and saved batch
- * statistics. The first unit's input stays the pieces (ins[0] is null): the kernels read them in place.
+ * statistics (and dropout masks). The first unit's input stays the pieces (ins[0] is null): the kernels read them in place.
  */
-function recompute(features: tf.Tensor4D[], weights: UnitWeights[], stats: ChannelStats[]): { ins: Array<tf.Tensor4D | null>; acts: tf.Tensor4D[] } {
+function recompute(features: tf.Tensor4D[], weights: UnitWeights[], stats: ChannelStats[], masks: Array<tf.Tensor | undefined>):
+  { ins: Array<tf.Tensor4D | null>; acts: tf.Tensor4D[] } {
   const ins: Array<tf.Tensor4D | null> = [null];
   const acts: tf.Tensor4D[] = [];
   weights.forEach((w, i) => {
     acts.push(bnRelu(ins[i] ?? features, w.bn, stats[i]));
-    if (i + 1 < weights.length) ins.push(conv(acts[i], w.conv));
+    if (i + 1 < weights.length) {
+      const out = conv(acts[i], w.conv);
+      ins.push(masks[i] ? applyMask(out, masks[i]!) : out);
+    }
   });
   return { ins, acts };
 }

@@ -4,6 +4,13 @@
 import * as tf from '../tf';
 import { checkDropoutRate, dropoutMask } from '../core/dropout-mask';
 
+/**
+ * Where a DenseNet's dropout goes: after every conv but the stem's, transitions included (the
+ * paper's, for CIFAR without augmentation), or after each dense layer's last conv only (torchvision's drop_rate).
+ */
+export const DROPOUT_PLACEMENTS = ['every-conv', 'last-conv'] as const;
+export type DropoutPlacement = (typeof DROPOUT_PLACEMENTS)[number];
+
 export class MaskDropout extends tf.layers.Layer {
   static className = 'DenseNetDropout';
   readonly rate: number;

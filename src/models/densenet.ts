@@ -1,6 +1,7 @@
 // Builder for the DenseNet family (Huang et al. 2017): the ImageNet models with a
 // 7x7/2 stem and four blocks, and the CIFAR models with a 3x3 stem and three.
 import * as tf from '../tf';
+import { DropoutPlacement, MaskDropout } from '../layers/dropout';
 import { PreActivationConv } from '../layers/pre-activation-conv';
 import { CLASSIFIER, INPUT_LAYER, layerName, stages } from '../layers/layer-names';
 import { BuildOptions, batchNorm, channels, checkInputShape, denseBlock, relu } from './common';
@@ -21,6 +22,7 @@ export interface DenseNetArch {
   /** Transition compression theta: a transition keeps floor(theta * m) channels. */
   compression: number;
   dropRate: number;
+  dropoutPlacement: DropoutPlacement;
 }
 
 /** Smallest input side that survives the stem and every transition. */
@@ -53,7 +55,10 @@ function stem(input: tf.SymbolicTensor, arch: DenseNetArch): tf.SymbolicTensor {
 function transition(x: tf.SymbolicTensor, t: number, arch: DenseNetArch, memoryEfficient: boolean): tf.SymbolicTensor {
   const filters = Math.floor(channels(x) * arch.compression);
   const at = stages.transition(t);
-  const y = new PreActivationConv({ name: layerName(at), filters, kernelSize: 1, useBias: false, memoryEfficient, kernelInit: arch.kernelInit }).apply(x) as tf.SymbolicTensor;
+  let y = new PreActivationConv({ name: layerName(at), filters, kernelSize: 1, useBias: false, memoryEfficient, kernelInit: arch.kernelInit }).apply(x) as tf.SymbolicTensor;
+  if (arch.dropRate > 0 && arch.dropoutPlacement === 'every-conv') {
+    y = new MaskDropout({ name: layerName(at, 'drop'), rate: arch.dropRate }).apply(y) as tf.SymbolicTensor;
+  }
   return tf.layers.averagePooling2d({ name: layerName(at, 'pool'), poolSize: 2, strides: 2 }).apply(y) as tf.SymbolicTensor;
 }
 
@@ -70,6 +75,7 @@ export function buildDenseNet(arch: DenseNetArch, options: BuildOptions): tf.Lay
       bottleneckWidth: arch.bottleneckFactor * arch.growthRate,
       useBias: false,
       dropRate: arch.dropRate,
+      dropoutPlacement: arch.dropoutPlacement,
       memoryEfficient: options.memoryEfficient,
       kernelInit: arch.kernelInit,
       output: 'all',

@@ -96,7 +96,7 @@ function imagenet(name: string, growthRate: number, blockLayers: number[], stemC
   return {
     name,
     task: 'classification',
-    arch: { family: 'densenet', growthRate, blockLayers, stemChannels, stem: 'imagenet', stemNorm: true, kernelInit: 'he-normal', bottleneckFactor: 4, compression: 0.5, dropRate: 0 },
+    arch: { family: 'densenet', growthRate, blockLayers, stemChannels, stem: 'imagenet', stemNorm: true, kernelInit: 'he-normal', bottleneckFactor: 4, compression: 0.5, dropRate: 0, dropoutPlacement: 'every-conv' },
     input: IMAGENET_INPUT,
     numClasses: 1000,
     classNames: 'imagenet',
@@ -132,7 +132,7 @@ function cifar(name: string, depth: number, growthRate: number, bc: boolean, par
     task: 'classification',
     arch: {
       family: 'densenet', growthRate, blockLayers: cifarBlockLayers(name, depth, bc),
-      stemChannels: bc ? 2 * growthRate : 16, stem: 'cifar', stemNorm: false, kernelInit: 'he-normal', bottleneckFactor: bc ? 4 : 0, compression: bc ? 0.5 : 1, dropRate: 0,
+      stemChannels: bc ? 2 * growthRate : 16, stem: 'cifar', stemNorm: false, kernelInit: 'he-normal', bottleneckFactor: bc ? 4 : 0, compression: bc ? 0.5 : 1, dropRate: 0, dropoutPlacement: 'every-conv',
     },
     input: CIFAR_INPUT,
     numClasses: 10,

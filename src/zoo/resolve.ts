@@ -4,6 +4,7 @@
 import type { DenseNetArch } from '../models/densenet';
 import type { FCDenseNetArch } from '../models/fc-densenet';
 import type { BuildOptions, InputShape } from '../models/common';
+import { DROPOUT_PLACEMENTS, DropoutPlacement } from '../layers/dropout';
 import { KERNEL_INITS, KernelInit } from '../layers/initializers';
 import { INFERENCE_STATS, InferenceStats } from '../layers/unit-variables';
 import type { Task, ZooEntry } from './records';
@@ -15,6 +16,11 @@ export interface ModelOptions {
   numClasses?: number;
   inChannels?: number;
   dropRate?: number;
+  /**
+   * DenseNet: dropout after every conv but the stem's, transitions included ('every-conv', the paper's,
+   * default) or after each dense layer's last conv only ('last-conv', torchvision's drop_rate).
+   */
+  dropoutPlacement?: DropoutPlacement;
   /** DenseNet transition compression theta. */
   compression?: number;
   /** DenseNet: the 1x1 bottleneck (4k) in every dense layer. */
@@ -49,7 +55,7 @@ export interface ModelSpec extends ModelOptions {
 }
 
 const SPEC_KEYS = [
-  'dropRate', 'compression', 'bottleneck', 'depth', 'growthRate', 'blockLayers', 'stemChannels', 'stemNorm', 'kernelInit', 'batchNorm',
+  'dropRate', 'dropoutPlacement', 'compression', 'bottleneck', 'depth', 'growthRate', 'blockLayers', 'stemChannels', 'stemNorm', 'kernelInit', 'batchNorm',
 ] as const satisfies ReadonlyArray<keyof ModelOptions>;
 
 export interface ResolvedModel {
@@ -74,7 +80,7 @@ function refuseInapplicable(e: ZooEntry, o: ModelOptions): void {
     throw new Error(`${e.name}: batchNorm 'batch' (batch statistics at inference) applies to FC-DenseNet models`);
   }
   if (e.arch.family === 'fc-densenet') {
-    const wrong = given(['compression', 'bottleneck', 'depth', 'stemNorm']);
+    const wrong = given(['compression', 'bottleneck', 'depth', 'stemNorm', 'dropoutPlacement']);
     if (wrong.length) throw new Error(`${e.name}: ${wrong.map((k) => `'${k}'`).join(', ')} apply to DenseNet models, not FC-DenseNet`);
     return;
   }
@@ -93,6 +99,9 @@ function checkCommon(name: string, o: ModelOptions): void {
       'blockLayers must be a non-empty list of positive integers', o.blockLayers);
   }
   if (o.dropRate !== undefined) check(name, o.dropRate >= 0 && o.dropRate < 1, 'dropRate must be in [0, 1)', o.dropRate);
+  if (o.dropoutPlacement !== undefined) {
+    check(name, DROPOUT_PLACEMENTS.includes(o.dropoutPlacement), `dropoutPlacement must be one of ${DROPOUT_PLACEMENTS.join(', ')}`, o.dropoutPlacement);
+  }
   if (o.compression !== undefined) check(name, o.compression > 0 && o.compression <= 1, 'compression must be in (0, 1]', o.compression);
   if (o.kernelInit !== undefined) check(name, KERNEL_INITS.includes(o.kernelInit), `kernelInit must be one of ${KERNEL_INITS.join(', ')}`, o.kernelInit);
 }
@@ -110,6 +119,7 @@ function denseNetArch(e: ZooEntry & { arch: DenseNetArch }, o: ModelOptions): De
     stemChannels: o.stemChannels ?? cifarBCStem ?? base.stemChannels,
     compression: o.compression ?? base.compression,
     dropRate: o.dropRate ?? base.dropRate,
+    dropoutPlacement: o.dropoutPlacement ?? base.dropoutPlacement,
     kernelInit: o.kernelInit ?? base.kernelInit,
     stemNorm: base.stem === 'imagenet' ? true : o.stemNorm ?? base.stemNorm ?? false,
   };
