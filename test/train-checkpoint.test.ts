@@ -140,3 +140,19 @@ test('NaN pixels in a batch mid-epoch: stops before updating with them, names th
   assert.equal(readCheckpointState(out).state.position.step, 3);
   for (const [name, values] of checkpointWeights(join(out, 'last'))) assert.ok(values.every(Number.isFinite), `${name} is finite`);
 });
+
+test('densenet-cifar without augmentation trains with the paper\'s dropout 0.2 unless --drop-rate says otherwise', () => {
+  const withoutDropRate = trainArgs(join(tmp.dir, 'no-augment')).filter((a, i, all) => a !== '--drop-rate' && all[i - 1] !== '--drop-rate');
+  const run = (args: string[]) => {
+    const out = args[args.indexOf('--out') + 1];
+    const r = runCli([...args.map((a, i) => (args[i - 1] === '--max-steps' ? '1' : a)), '--no-augment']);
+    assert.equal(r.status, 0, r.stderr);
+    return { stdout: r.stdout, dropRate: readCheckpointState(out).state.model.dropRate };
+  };
+  const paper = run(withoutDropRate);
+  assert.match(paper.stdout, /no augmentation: dropout 0.2 after every conv but the stem's, as the DenseNet paper/);
+  assert.equal(paper.dropRate, 0.2);
+  const explicit = run(trainArgs(join(tmp.dir, 'no-augment-explicit')).map((a, i, all) => (all[i - 1] === '--drop-rate' ? '0' : a)));
+  assert.doesNotMatch(explicit.stdout, /no augmentation: dropout/);
+  assert.equal(explicit.dropRate, 0);
+});

@@ -14,7 +14,7 @@ import {
 } from '../train/checkpoint';
 import { checkDataMatches, dataSpecFor, modelOptionsForDataset, openDatasetFromSpec } from '../train/data-spec';
 import { evaluate, EvalResult } from '../train/evaluate';
-import { defaultRecipe, applyOverrides, ConfigOverrides, RECIPE_NAMES, resolveConfig, TrainConfig } from '../train/recipes';
+import { defaultRecipe, recipeDropRate, applyOverrides, ConfigOverrides, RECIPE_NAMES, resolveConfig, TrainConfig } from '../train/recipes';
 import { OPTIMIZER_NAMES, WEIGHT_DECAY_FORMS, WEIGHT_DECAY_SCOPES } from '../train/optimizers';
 import { SCHEDULE_NAMES } from '../train/schedules';
 import { defaultReporter, formatDuration, formatMetrics } from '../train/progress';
@@ -228,8 +228,11 @@ async function prepareFresh(name: string, out: string, f: Partial<TrainFlags>, a
   if (all.classes !== undefined && all.classes !== fitted.numClasses) {
     throw new Error(`--classes ${all.classes}: dataset ${dataset.name} has ${fitted.numClasses} classes; the new head takes the dataset's`);
   }
+  const paperDropRate = all.dropRate === undefined && !all.weights ? recipeDropRate(config) : undefined;
+  if (paperDropRate !== undefined) noteLine(`no augmentation: dropout ${paperDropRate} after every conv but the stem's, as the DenseNet paper (--drop-rate 0 for none)`);
   const options: ModelOptions = {
     ...architectureOptions(all), ...fitted, memoryEfficient: all.efficient ?? false,
+    ...(paperDropRate !== undefined ? { dropRate: paperDropRate } : {}),
   };
   // A folder without a test split is evaluated on its held-out (or own) val split.
   const evalSplit = all.evalSplit ?? (!dataset.splits.includes('test') && dataset.splits.includes('val') ? 'val' : undefined);

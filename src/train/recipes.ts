@@ -65,6 +65,14 @@ export const RECIPES: Record<RecipeName, TrainConfig> = {
   },
 };
 
+/**
+ * The dropout a recipe asks for when the user names none: the DenseNet paper trains its CIFAR/SVHN
+ * models without augmentation with dropout 0.2 after every conv but the first, and with none otherwise.
+ */
+export function recipeDropRate(config: TrainConfig): number | undefined {
+  return config.recipe === 'densenet-cifar' && !config.augment ? 0.2 : undefined;
+}
+
 /** The recipe a model trains with when none is named: Tiramisu for FC-DenseNet, else by the model's stem. */
 export function defaultRecipe(family: 'densenet' | 'fc-densenet', stem?: 'imagenet' | 'cifar'): RecipeName {
   if (family === 'fc-densenet') return 'tiramisu';
