@@ -6,41 +6,24 @@
 //   npm run exp:fashion-mosaics          (the full run; continues runs/exp-fashion-mosaics if it holds one)
 //   npm run exp:fashion-mosaics -- --quick --out DIR
 import * as path from 'path';
-import { backend, tf, zoo } from '../src';
-import { openDatasetFromSpec } from '../src/train';
-import { Raster, savePng, segmentationFigure } from '../src/notebook';
+import { backend, zoo } from '../src';
+import { heldOutFigure, openDatasetFromSpec } from '../src/train';
+import { savePng } from '../src/notebook';
 import { ExperimentContext, main } from './training-run';
 
-const { init } = backend;
-
-/** Held-out mosaics drawn in the figure. */
-const FIGURE_SAMPLES = 4;
-
 async function predictionFigure(ctx: ExperimentContext): Promise<string[]> {
-  await init(undefined, { log: null });
+  await backend.init(undefined, { log: null });
   const { state } = ctx;
   const dataset = openDatasetFromSpec(state.data);
   const model = await zoo.load(state.model.name, { weights: ctx.modelJson, inputShape: state.model.inputShape, numClasses: state.model.numClasses });
-  const batch = (await dataset.batches('test', { batchSize: FIGURE_SAMPLES, shuffle: false }).next()).value;
-  if (!batch) throw new Error('fashion-mosaics: the test split is empty');
-  const [n, h, w, c] = batch.shape;
-  const predictions = tf.tidy(() => tf.argMax(model.predict(tf.tensor4d(batch.images, [n, h, w, c])) as tf.Tensor, -1));
-  const predicted = await predictions.data();
-  tf.dispose(predictions);
-  model.dispose();
-  const pixels = h * w;
-  const panels = Array.from({ length: n }, (_, i) => segmentationFigure({
-    image: { data: batch.images.subarray(i * pixels * c, (i + 1) * pixels * c), height: h, width: w, channels: c },
-    truth: { data: batch.labels.subarray(i * pixels, (i + 1) * pixels), height: h, width: w, channels: 1 },
-    prediction: { data: predicted.subarray(i * pixels, (i + 1) * pixels), height: h, width: w, channels: 1 },
-    classNames: state.data.classNames,
-    title: `held-out mosaic ${i}: input, truth, prediction, overlay`,
-  }));
-  const file = path.join(ctx.resultsDir, 'fashion-mosaics-predictions.png');
-  const sheet = new Raster(Math.max(...panels.map((p) => p.width)), panels.reduce((sum, p) => sum + p.height, 0));
-  panels.reduce((y, p) => (sheet.paste(p, 0, y), y + p.height), 0);
-  savePng(sheet, file);
-  return [path.basename(file)];
+  try {
+    const sheet = await heldOutFigure(model, dataset, {
+      split: 'test', indices: [0, 1, 2, 3], title: (i) => `held-out mosaic ${i}: input, truth, prediction, overlay`,
+    });
+    return [path.basename(savePng(sheet, path.join(ctx.resultsDir, 'fashion-mosaics-predictions.png')))];
+  } finally {
+    model.dispose();
+  }
 }
 
 main({

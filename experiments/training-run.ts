@@ -1,5 +1,6 @@
 // A training experiment: train a zoo model with the CLI (continuing the run when its folder
-// holds one), evaluate the checkpoint on the held-out split, ship the weights as a zoo tag with
+// holds one), evaluate the last or the best checkpoint on the test split (for FC-DenseNet in the
+// BatchNorm mode that does best on the validation split), ship the weights as a zoo tag with
 // their metadata and sha256, check that the tag gives the same score, plot the learning curve
 // and write experiments/results/<name>.{json,md}.
 import { spawnSync } from 'child_process';
@@ -8,6 +9,7 @@ import * as path from 'path';
 import { Command } from 'commander';
 import { zoo } from '../src';
 import { CheckpointState, formatDuration, MetricsRecord, readCheckpointState } from '../src/train';
+import type { InferenceStats } from '../src/layers/unit-variables';
 import { lineChartImage, savePng } from '../src/notebook';
 import { PACKAGE_ROOT, writeFileAtomic } from '../src/weights';
 import { RESULTS_DIR, writeResultAsync } from './results';
@@ -20,6 +22,9 @@ export interface EvalOutput {
   count: number;
   loss: number;
   metrics: Record<string, number>;
+  /** Segmentation: IoU of each class, and the confusion matrix (rows: truth). */
+  perClassIoU?: Array<number | null>;
+  confusion?: number[][];
   seconds: number;
   backend: string;
 }
@@ -43,6 +48,16 @@ export interface TrainingExperiment {
   anchor: { label: string; value: number; source: string };
   /** Extra figures, written into the results folder; returns their file names. */
   figures?: (ctx: ExperimentContext) => Promise<string[]>;
+  /** The checkpoint that ships: the run's last (default) or its best by the held-out metric during training. */
+  checkpoint?: 'last' | 'best';
+  /** Dataset folder when --data is not given, as the command shows it (relative to the package root). */
+  defaultData?: string;
+  /** FC-DenseNet: the BatchNorm modes to evaluate; the one best on the val split ships. */
+  batchNormModes?: InferenceStats[];
+  /** Images each evaluation of --quick uses (default 64). */
+  quickEvalImages?: number;
+  /** More of the results: a table and notes after the generic ones, and data kept in the JSON. */
+  report?: (ctx: ExperimentContext) => { table?: string; notes?: string; data?: Record<string, unknown> };
 }
 
 export interface ExperimentContext {
@@ -53,6 +68,16 @@ export interface ExperimentContext {
   modelJson: string;
   state: CheckpointState;
   evaluation: EvalOutput;
+  /** The shipped BatchNorm mode and each mode's scores (when the experiment compares them). */
+  batchNorm?: BatchNormChoice;
+  /** The dataset folder given with --data or the experiment's default, resolved. */
+  dataDir?: string;
+}
+
+export interface BatchNormChoice {
+  shipped: InferenceStats;
+  val: Partial<Record<InferenceStats, EvalOutput>>;
+  test: Partial<Record<InferenceStats, EvalOutput>>;
 }
 
 interface Options {
@@ -60,6 +85,8 @@ interface Options {
   /** Results and weights go here instead of the repository (tests). */
   out?: string;
   run?: string;
+  train: boolean;
+  data?: string;
 }
 
 function parseOptions(name: string, argv: string[]): Options {
@@ -68,11 +95,13 @@ function parseOptions(name: string, argv: string[]): Options {
     .option('--quick', 'a few steps on a few images, to check the pipeline (the tests use it)')
     .option('--out <dir>', 'write results and weights here instead of experiments/results and weights/')
     .option('--run <dir>', 'training run folder (default runs/exp-<name>, or <out>/run with --quick)')
+    .option('--data <dir>', 'dataset folder')
+    .option('--no-train', 'evaluate and ship the run folder as it stands (a run trained, or stopped with Ctrl-C, by the printed command)')
     .exitOverride();
   program.parse(argv);
-  const o = program.opts<{ quick?: boolean; out?: string; run?: string }>();
+  const o = program.opts<{ quick?: boolean; out?: string; run?: string; train: boolean; data?: string }>();
   if (o.quick && !o.out) throw new Error('--quick writes into --out <dir> so that it never replaces the shipped weights and results');
-  return { quick: !!o.quick, out: o.out, run: o.run };
+  return { quick: !!o.quick, out: o.out, run: o.run, train: o.train, data: o.data };
 }
 
 function cli(args: string[], capture: boolean): string {
@@ -82,13 +111,32 @@ function cli(args: string[], capture: boolean): string {
   return r.stdout ?? '';
 }
 
-/** Images the --quick mode evaluates on. */
+/** Images the --quick mode evaluates on, unless the experiment says. */
 const QUICK_EVAL_IMAGES = 64;
 
-function evaluate(model: string, dataset: string, weights: string, quick: boolean): EvalOutput {
-  const limit = quick ? ['--limit', String(QUICK_EVAL_IMAGES)] : [];
-  const text = cli(['eval', model, '--weights', weights, '--dataset', dataset, '--split', 'test', '--json', ...limit], true);
+interface EvalRequest {
+  weights: string;
+  split: 'val' | 'test';
+  /** Inference BatchNorm statistics; default what the weights record. */
+  batchNorm?: InferenceStats;
+}
+
+function evaluate(exp: TrainingExperiment, opts: Options, req: EvalRequest): EvalOutput {
+  const limit = opts.quick ? ['--limit', String(exp.quickEvalImages ?? QUICK_EVAL_IMAGES)] : [];
+  const data = opts.data ? ['--data', opts.data] : [];
+  const bn = req.batchNorm ? ['--bn-stats', req.batchNorm] : [];
+  const text = cli(['eval', exp.model, '--weights', req.weights, '--dataset', exp.dataset, ...data, '--split', req.split, ...bn, '--json', ...limit], true);
   return JSON.parse(text) as EvalOutput;
+}
+
+/** Scores the checkpoint in each BatchNorm mode on val (which picks the shipped one) and on test. */
+function chooseBatchNorm(exp: TrainingExperiment, opts: Options, weights: string, modes: InferenceStats[]): BatchNormChoice {
+  const val: BatchNormChoice['val'] = {};
+  const test: BatchNormChoice['test'] = {};
+  for (const mode of modes) val[mode] = evaluate(exp, opts, { weights, split: 'val', batchNorm: mode });
+  const shipped = modes.reduce((best, m) => (val[m]!.metrics[exp.metric] > val[best]!.metrics[exp.metric] ? m : best));
+  for (const mode of modes) test[mode] = evaluate(exp, opts, { weights, split: 'test', batchNorm: mode });
+  return { shipped, val, test };
 }
 
 /** Copies the checkpoint's model.json and weight files into `dir`, replacing what was there in one rename. */
@@ -104,8 +152,10 @@ function copyModel(checkpointDir: string, dir: string): string {
 }
 
 /** The manifest record of the weights: the model's data, training and scores, and the weights' hash. */
-function manifestRecord(exp: TrainingExperiment, modelJson: string, sha256: string, state: CheckpointState, evaluation: EvalOutput, command: string): zoo.ShippedWeights {
-  const { config } = state;
+function manifestRecord(
+  exp: TrainingExperiment, modelJson: string, sha256: string, state: CheckpointState, evaluation: EvalOutput, command: string, batchNorm?: InferenceStats,
+): zoo.ShippedWeights {
+  const { config, data } = state;
   const inPackage = path.relative(PACKAGE_ROOT, modelJson);
   return {
     model: exp.model,
@@ -117,8 +167,11 @@ function manifestRecord(exp: TrainingExperiment, modelJson: string, sha256: stri
     inChannels: state.model.inputShape[2],
     inputShape: state.model.inputShape,
     sha256,
-    normalization: state.data.normalization,
-    classNames: state.data.classNames,
+    normalization: data.normalization,
+    classNames: data.classNames,
+    ...(data.palette ? { palette: data.palette } : {}),
+    ...(data.ignoreLabel !== undefined ? { ignoreLabel: data.ignoreLabel } : {}),
+    ...(batchNorm ? { batchNorm } : {}),
     training: {
       dataset: state.data.dataset,
       ...(state.data.mosaic ? { datasetOptions: state.data.mosaic } : {}),
@@ -198,37 +251,50 @@ export async function runTrainingExperiment(exp: TrainingExperiment, argv = proc
   const runDir = opts.run ?? (opts.quick ? path.join(resultsDir, 'run') : path.join('runs', `exp-${exp.name}`));
   fs.mkdirSync(resultsDir, { recursive: true });
 
-  const flags = ['train', exp.model, '--dataset', exp.dataset, ...(opts.quick ? exp.quickFlags : exp.trainFlags), '--out', runDir];
-  const command = `densenet ${flags.join(' ')}`;
+  const shownData = opts.data ?? exp.defaultData;
+  if (shownData && !opts.data) opts.data = path.resolve(PACKAGE_ROOT, shownData);
+  const trainFlags = [exp.model, '--dataset', exp.dataset, ...(opts.quick ? exp.quickFlags : exp.trainFlags)];
+  const command = `densenet train ${[...trainFlags.slice(0, 3), ...(shownData ? ['--data', shownData] : []), ...trainFlags.slice(3), '--out', runDir].join(' ')}`;
   const resuming = fs.existsSync(path.join(runDir, 'last', 'checkpoint.json'));
-  cli(resuming ? [...flags, '--resume'] : flags, false);
+  if (opts.train) {
+    const flags = ['train', ...trainFlags, ...(opts.data ? ['--data', opts.data] : []), '--out', runDir];
+    cli(resuming ? [...flags, '--resume'] : flags, false);
+  } else if (!resuming) {
+    throw new Error(`--no-train: ${runDir} holds no run; train one with \`${command}\` (Ctrl-C keeps its checkpoint)`);
+  }
 
-  const { dir: checkpointDir, state } = readCheckpointState(runDir);
-  const evaluation = evaluate(exp.model, exp.dataset, checkpointDir, opts.quick);
+  const { dir: checkpointDir, state } = readCheckpointState(exp.checkpoint === 'best' ? path.join(runDir, 'best') : runDir);
+  const batchNorm = exp.batchNormModes ? chooseBatchNorm(exp, opts, checkpointDir, exp.batchNormModes) : undefined;
+  const evaluation = batchNorm ? batchNorm.test[batchNorm.shipped]! : evaluate(exp, opts, { weights: checkpointDir, split: 'test' });
   const modelJson = copyModel(checkpointDir, path.join(weightsRoot, exp.model, exp.tag));
-  const record = manifestRecord(exp, modelJson, await zoo.weightsDigest(modelJson, 'tfjs'), state, evaluation, command);
+  const record = manifestRecord(exp, modelJson, await zoo.weightsDigest(modelJson, 'tfjs'), state, evaluation, command, batchNorm?.shipped);
   await updateManifest(path.join(weightsRoot, 'manifest.json'), record);
 
-  // The shipped files, loaded the way users load them, must give the same score.
-  const tagEval = evaluate(exp.model, exp.dataset, opts.out ? modelJson : exp.tag, opts.quick);
+  // The shipped files, loaded the way users load them, must give the same score. By tag the record
+  // brings its BatchNorm mode; a copy outside the package (--out) is a plain file, given the mode.
+  const tagEval = evaluate(exp, opts, opts.out ? { weights: modelJson, split: 'test', batchNorm: record.batchNorm } : { weights: exp.tag, split: 'test' });
   const gap = Math.abs(tagEval.metrics[exp.metric] - evaluation.metrics[exp.metric]);
   if (!(gap <= 0.001)) {
     throw new Error(`${exp.model} '${exp.tag}': the shipped weights give ${exp.metric} ${tagEval.metrics[exp.metric]}, the checkpoint ${evaluation.metrics[exp.metric]}`);
   }
 
-  const ctx: ExperimentContext = { quick: opts.quick, runDir, resultsDir, modelJson, state, evaluation };
+  const ctx: ExperimentContext = { quick: opts.quick, runDir, resultsDir, modelJson, state, evaluation, batchNorm, dataDir: opts.data };
   const figures = [path.basename(learningCurve(exp, runDir, path.join(resultsDir, `${exp.name}-curve.png`)))];
   figures.push(...((await exp.figures?.(ctx)) ?? []));
+  const more = exp.report?.(ctx) ?? {};
+  const dataFlag = shownData ? ` --data ${shownData}` : '';
   await writeResultAsync(exp.name, {
     command: `npm run exp:${exp.name}${opts.quick ? ' -- --quick' : ''}`,
     backend: evaluation.backend,
     seed: state.config.seed,
     wallSeconds: (Date.now() - start) / 1000,
-    data: { weights: record, evaluation, tagEvaluation: tagEval, anchor: exp.anchor, figures },
-    table: resultTable(exp, evaluation, record, tagEval, opts.quick),
+    data: { weights: record, checkpoint: checkpointDir, evaluation, tagEvaluation: tagEval, batchNorm, anchor: exp.anchor, figures, ...more.data },
+    table: [resultTable(exp, evaluation, record, tagEval, opts.quick), more.table].filter(Boolean).join('\n\n'),
     notes: [
-      `Training: \`${command}\` (${formatDuration(state.trainSeconds)}). Weights: \`${record.url}\`, sha256 ${record.sha256}.`,
-      `Check: \`densenet eval ${exp.model} --weights ${exp.tag} --dataset ${exp.dataset} --split test --json\`.`,
+      `Training: \`${command}\` (${formatDuration(state.trainSeconds)}). Weights: \`${record.url}\`, sha256 ${record.sha256}` +
+        `${record.batchNorm ? `, BatchNorm statistics '${record.batchNorm}' at inference` : ''}.`,
+      `Check: \`densenet eval ${exp.model} --weights ${exp.tag} --dataset ${exp.dataset}${dataFlag} --split test --json\`.`,
+      ...(more.notes ? [more.notes] : []),
       ...figures.map((f) => `![${f}](${f})`),
     ].join('\n\n'),
   }, resultsDir);

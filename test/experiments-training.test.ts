@@ -62,6 +62,34 @@ test('exp:fashion-mosaics --quick also draws held-out predictions', { skip }, as
   assert.ok(figure.height > figure.width, 'one row per mosaic');
 });
 
+const CAMVID = path.join(__dirname, '..', '..', '..', 'shared', 'data', 'camvid');
+const noCamVid = fs.existsSync(CAMVID) ? false : `no CamVid at ${CAMVID} (see ../shared/data/README.md)`;
+
+test('exp:camvid --quick: best checkpoint, BatchNorm mode chosen on val and shipped with the palette, both modes on test, paper table, figures', { skip: noCamVid, timeout: 300_000 }, async () => {
+  const { out, result } = await checkRun('camvid', 'fc-densenet56', 'meanIoU');
+  const { batchNorm, weights, checkpoint } = result.data;
+  assert.equal(path.basename(checkpoint), 'best', 'the checkpoint picked by val mean IoU ships');
+  assert.deepEqual(Object.keys(batchNorm.val).sort(), ['batch', 'running']);
+  assert.deepEqual(Object.keys(batchNorm.test).sort(), ['batch', 'running']);
+  const valIoU = (m: string) => batchNorm.val[m].metrics.meanIoU;
+  assert.ok(valIoU(batchNorm.shipped) >= Math.max(valIoU('batch'), valIoU('running')), 'the mode shipped is the better one on val');
+  assert.equal(weights.batchNorm, batchNorm.shipped);
+  assert.equal(weights.ignoreLabel, 11);
+  assert.deepEqual(weights.palette[3], [128, 64, 128], "CamVid's road colour");
+  assert.equal(result.data.evaluation.perClassIoU.length, 11);
+  assert.equal(result.data.paper['FC-DenseNet56'].meanIoU, 58.9);
+  assert.ok(Math.abs(result.data.tagEvaluation.metrics.meanIoU - batchNorm.test[batchNorm.shipped].metrics.meanIoU) <= 0.001);
+  const md = fs.readFileSync(path.join(out, 'camvid.md'), 'utf8');
+  assert.match(md, /\| FC-DenseNet103 \(9.4M params\), paper .* \| 66.9 \| 91.5 \|/);
+  assert.match(md, /\| Pedestrian \| [\d.]+ \| 37.9 \| 59.6 \|/);
+  for (const f of ['camvid-test-frames.png', 'camvid-per-class-iou.png', 'camvid-confusion.png']) {
+    assert.ok(PNG.sync.read(fs.readFileSync(path.join(out, f))).width > 300, f);
+  }
+  const noRun = spawnSync(process.execPath, [path.join(EXPERIMENTS, 'camvid.js'), '--quick', '--out', out, '--run', path.join(out, 'none'), '--no-train'], { encoding: 'utf8' });
+  assert.equal(noRun.status, 1);
+  assert.match(noRun.stderr, /--no-train: .*none holds no run; train one with `densenet train fc-densenet56 --dataset camvid --data \.\.\/shared\/data\/camvid/);
+});
+
 test('--quick refuses to write into the repository', () => {
   const r = spawnSync(process.execPath, [path.join(EXPERIMENTS, 'fashion-mnist.js'), '--quick'], { encoding: 'utf8' });
   assert.equal(r.status, 1);

@@ -384,7 +384,8 @@ async function evalCheckpoint(name: string, flags: EvalFlags): Promise<{ result:
     checkDataMatches(state.data, dataset);
     const result = await evaluate(model, dataset, {
       split: flags.split ?? state.data.evalSplit, limit: flags.limit,
-      batchSize: flags.batch ?? (spec.task === 'classification' ? 128 : state.config.batchSize),
+      // Segmentation: one full image at a time (evaluate's default), so batch statistics are each image's own.
+      batchSize: flags.batch ?? (spec.task === 'classification' ? 128 : undefined),
     });
     return { result, spec };
   } finally {
@@ -402,7 +403,9 @@ async function evalZooWeights(name: string, flags: EvalFlags): Promise<{ result:
   });
   const model = await zoo.load(name, { weights: flags.weights, ...modelOptionsForDataset(name, dataset), batchNorm: flags.bnStats });
   try {
-    const result = await evaluate(model, dataset, { split: flags.split ?? 'test', limit: flags.limit, batchSize: flags.batch ?? 64 });
+    const result = await evaluate(model, dataset, {
+      split: flags.split ?? 'test', limit: flags.limit, batchSize: flags.batch ?? (model.card.task === 'classification' ? 64 : undefined),
+    });
     return { result, spec: model.card.spec };
   } finally {
     model.dispose();

@@ -135,7 +135,7 @@ export function writeSegmentationOverlay(file: string, img: DecodedImage, seg: S
   const figure = segmentationFigure({
     image: { data: rgb, height: img.height, width: img.width, channels: 3 },
     prediction: { data: seg.labels, height: seg.height, width: seg.width },
-    classNames: info.classNames, ignoreLabel: info.ignoreLabel, range: [0, 255], title,
+    classNames: info.classNames, ignoreLabel: info.ignoreLabel, palette: info.palette, range: [0, 255], title,
   });
   return savePng(figure, file);
 }

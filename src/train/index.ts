@@ -10,3 +10,4 @@ export * from './trainer';
 export * from './report';
 export * from './losses';
 export * from './metrics';
+export * from './held-out-figure';

@@ -187,6 +187,8 @@ export interface SegmentationFigureOptions {
   classNames: readonly string[];
   /** A label id to leave uncoloured (e.g. 255 for void pixels); drawn black. */
   ignoreLabel?: number;
+  /** A colour per class id (e.g. the dataset's own, CamVid's); default the package's fixed palette. */
+  palette?: ReadonlyArray<Rgb>;
   /** Opacity of the class colours over the image in the overlay (default 0.5). */
   alpha?: number;
   /** Integer upscale factor (default: enough for a 160-pixel long side). */
@@ -217,15 +219,16 @@ export function segmentationFigure(options: SegmentationFigureOptions): Raster {
   if (truth) checkLabels(truth, names.length, options.ignoreLabel, 'truth');
   if (pred) checkLabels(pred, names.length, options.ignoreLabel, 'prediction');
 
+  const colorOf = paletteColors(options.palette);
   const panels: { caption: string; pixels: PixelBlock }[] = [];
   if (image) panels.push({ caption: 'input', pixels: image });
-  if (truth) panels.push({ caption: 'ground truth', pixels: labelsToPixels(truth, options.ignoreLabel) });
-  if (pred) panels.push({ caption: 'prediction', pixels: labelsToPixels(pred, options.ignoreLabel) });
+  if (truth) panels.push({ caption: 'ground truth', pixels: labelsToPixels(truth, options.ignoreLabel, colorOf) });
+  if (pred) panels.push({ caption: 'prediction', pixels: labelsToPixels(pred, options.ignoreLabel, colorOf) });
   if (image) {
     const over = pred ?? (truth as LabelMap);
     panels.push({
       caption: pred ? 'prediction over input' : 'truth over input',
-      pixels: overlayPixels(image, over, options.alpha ?? 0.5, options.ignoreLabel),
+      pixels: overlayPixels(image, over, options.alpha ?? 0.5, options.ignoreLabel, colorOf),
     });
   }
 
@@ -252,8 +255,13 @@ export function segmentationFigure(options: SegmentationFigureOptions): Raster {
     r.strokeRect(x - 1, top - 1, pw + 2, ph + 2, BORDER);
     r.text(fitText(p.caption, pw, CAPTION_SIZE), x + pw / 2, top + ph + CAPTION_SIZE + 3, { size: CAPTION_SIZE, align: 'center' });
   });
-  drawLegend(r, legend, PAD, top + ph + captionH + GAP);
+  drawLegend(r, legend, PAD, top + ph + captionH + GAP, colorOf);
   return r;
+}
+
+/** Class id -> colour: the given palette where it has the id, else the package's. */
+export function paletteColors(palette?: ReadonlyArray<Rgb>): (id: number) => Rgb {
+  return (id) => palette?.[id] ?? classColor(id);
 }
 
 function checkLabels(m: LabelMap, classes: number, ignore: number | undefined, what: string): void {
@@ -271,10 +279,10 @@ function checkLabels(m: LabelMap, classes: number, ignore: number | undefined, w
 }
 
 /** Class ids painted in their palette colours (ignored ids black). */
-export function labelsToPixels(labels: LabelMap, ignoreLabel?: number): PixelBlock {
+export function labelsToPixels(labels: LabelMap, ignoreLabel?: number, colorOf: (id: number) => Rgb = classColor): PixelBlock {
   const out = new Uint8Array(labels.data.length * 3);
   labels.data.forEach((v, p) => {
-    const c = v === ignoreLabel || v < 0 ? BLACK : classColor(v);
+    const c = v === ignoreLabel || v < 0 ? BLACK : colorOf(v);
     out[p * 3] = c[0];
     out[p * 3 + 1] = c[1];
     out[p * 3 + 2] = c[2];
@@ -283,7 +291,7 @@ export function labelsToPixels(labels: LabelMap, ignoreLabel?: number): PixelBlo
 }
 
 /** The class colours mixed over an image with opacity `alpha`. */
-export function overlayPixels(image: PixelBlock, labels: LabelMap, alpha: number, ignoreLabel?: number): PixelBlock {
+export function overlayPixels(image: PixelBlock, labels: LabelMap, alpha: number, ignoreLabel?: number, colorOf: (id: number) => Rgb = classColor): PixelBlock {
   const n = labels.data.length;
   const out = new Uint8Array(n * 3);
   const a = Math.max(0, Math.min(1, alpha));
@@ -291,7 +299,7 @@ export function overlayPixels(image: PixelBlock, labels: LabelMap, alpha: number
     const v = labels.data[p];
     for (let k = 0; k < 3; k++) {
       const base = image.data[p * image.channels + k];
-      out[p * 3 + k] = v === ignoreLabel ? base : Math.round(base * (1 - a) + classColor(v)[k] * a);
+      out[p * 3 + k] = v === ignoreLabel ? base : Math.round(base * (1 - a) + colorOf(v)[k] * a);
     }
   }
   return { data: out, width: labels.width, height: labels.height, channels: 3 };
@@ -322,11 +330,11 @@ function layoutLegend(entries: { id: number; name: string }[], maxWidth: number)
   return { items, height: items.length ? y + lineH : 0 };
 }
 
-function drawLegend(r: Raster, legend: LegendLayout, x0: number, y0: number): void {
+function drawLegend(r: Raster, legend: LegendLayout, x0: number, y0: number, colorOf: (id: number) => Rgb): void {
   for (const it of legend.items) {
     const x = x0 + it.x;
     const y = y0 + it.y;
-    r.fillRect(x, y, SWATCH, SWATCH, classColor(it.id));
+    r.fillRect(x, y, SWATCH, SWATCH, colorOf(it.id));
     r.strokeRect(x, y, SWATCH, SWATCH, [90, 90, 90]);
     r.text(it.name, x + SWATCH + 5, y + SWATCH - 1, { size: CAPTION_SIZE });
   }

@@ -177,6 +177,8 @@ export async function loadWeights(model: ZooModel, weights: string, options: Wei
   const headLoaded = report.skipped.length === 0;
   const card = model.card;
   if (headLoaded && source.classNames) card.classNames = [...source.classNames];
+  if (headLoaded && source.palette) card.palette = source.palette.map((c) => [c[0], c[1], c[2]] as const);
+  if (source.ignoreLabel !== undefined) card.ignoreLabel = source.ignoreLabel;
   const normalization = options.normalization ?? source.normalization ?? report.card?.normalization;
   if (normalization) Object.assign(card.preprocessing, { mean: [...normalization.mean], std: [...normalization.std] });
   // Weights trained at their own input size saw whole images, resized without a crop.

@@ -33,6 +33,10 @@ export interface WeightsSource {
   batchNorm?: 'running' | 'batch';
   /** Class names of the weights' head, when they differ from the record's. */
   classNames?: string[];
+  /** Segmentation: the dataset's colour of each class (e.g. CamVid's), for overlays. */
+  palette?: Array<[number, number, number]>;
+  /** Segmentation: the label the dataset marks unlabelled pixels with (CamVid's void, 11). */
+  ignoreLabel?: number;
   /** The project's own weights: where they come from and how well they do. */
   training?: TrainingProvenance;
   metrics?: Record<string, number>;
@@ -179,7 +183,7 @@ export const ZOO: ZooEntry[] = [
   cifar('densenet-bc-100-k12', 100, 12, true, 769162, cifarErrors(5.92, 4.51, 24.15, 22.27)),
   cifar('densenet-bc-250-k24', 250, 24, true, 15324406, cifarErrors(5.19, 3.62, 19.64, 17.6)),
   cifar('densenet-bc-190-k40', 190, 40, true, 25624430, cifarErrors(NaN, 3.46, NaN, 17.18)),
-  tiramisu('fc-densenet56', 12, [4, 4, 4, 4, 4], 4, 1376795, {}),
-  tiramisu('fc-densenet67', 16, [5, 5, 5, 5, 5], 5, 3463243, {}),
+  tiramisu('fc-densenet56', 12, [4, 4, 4, 4, 4], 4, 1376795, { camvidMeanIoUPct: 58.9, camvidGlobalAccuracyPct: 88.9 }),
+  tiramisu('fc-densenet67', 16, [5, 5, 5, 5, 5], 5, 3463243, { camvidMeanIoUPct: 65.8, camvidGlobalAccuracyPct: 90.8 }),
   tiramisu('fc-densenet103', 16, [4, 5, 7, 10, 12], 15, 9322091, { camvidMeanIoUPct: 66.9, camvidGlobalAccuracyPct: 91.5 }),
 ];
