@@ -267,7 +267,7 @@ export async function runTrainingExperiment(exp: TrainingExperiment, argv = proc
   const batchNorm = exp.batchNormModes ? chooseBatchNorm(exp, opts, checkpointDir, exp.batchNormModes) : undefined;
   const evaluation = batchNorm ? batchNorm.test[batchNorm.shipped]! : evaluate(exp, opts, { weights: checkpointDir, split: 'test' });
   const modelJson = copyModel(checkpointDir, path.join(weightsRoot, exp.model, exp.tag));
-  const record = manifestRecord(exp, modelJson, await zoo.weightsDigest(modelJson, 'tfjs'), state, evaluation, command, batchNorm?.shipped);
+  const record = manifestRecord(exp, modelJson, await zoo.weightsDigest(modelJson, 'tfjs'), state, evaluation, command, batchNorm?.shipped ?? state.model.batchNorm);
   await updateManifest(path.join(weightsRoot, 'manifest.json'), record);
 
   // The shipped files, loaded the way users load them, must give the same score. By tag the record

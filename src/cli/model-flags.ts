@@ -53,7 +53,7 @@ export function parseInputShape(text: string): [number, number, number] | [numbe
 
 /** --bn-stats: FC-DenseNet's BatchNorm statistics at inference (also for eval and predict of trained weights). */
 export function bnStatsOption(): Option {
-  return new Option('--bn-stats <stats>', 'FC-DenseNet: BatchNorm statistics at inference, running averages or each batch\'s own (the authors\' evaluation)')
+  return new Option('--bn-stats <stats>', 'FC-DenseNet: BatchNorm statistics at inference, running averages or each batch\'s own (the authors\' evaluation, the tiramisu recipe\'s default)')
     .choices(INFERENCE_STATS as unknown as string[]);
 }
 

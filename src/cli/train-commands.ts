@@ -14,7 +14,7 @@ import {
 } from '../train/checkpoint';
 import { checkDataMatches, dataSpecFor, modelOptionsForDataset, openDatasetFromSpec } from '../train/data-spec';
 import { evaluate, EvalResult } from '../train/evaluate';
-import { defaultRecipe, recipeDropRate, applyOverrides, ConfigOverrides, RECIPE_NAMES, resolveConfig, TrainConfig } from '../train/recipes';
+import { defaultRecipe, recipeDropRate, recipeInferenceStats, applyOverrides, ConfigOverrides, RECIPE_NAMES, resolveConfig, TrainConfig } from '../train/recipes';
 import { OPTIMIZER_NAMES, WEIGHT_DECAY_FORMS, WEIGHT_DECAY_SCOPES } from '../train/optimizers';
 import { SCHEDULE_NAMES } from '../train/schedules';
 import { defaultReporter, formatDuration, formatMetrics } from '../train/progress';
@@ -233,6 +233,7 @@ async function prepareFresh(name: string, out: string, f: Partial<TrainFlags>, a
   const options: ModelOptions = {
     ...architectureOptions(all), ...fitted, memoryEfficient: all.efficient ?? false,
     ...(paperDropRate !== undefined ? { dropRate: paperDropRate } : {}),
+    batchNorm: all.bnStats ?? recipeInferenceStats(config, e.arch.family),
   };
   // A folder without a test split is evaluated on its held-out (or own) val split.
   const evalSplit = all.evalSplit ?? (!dataset.splits.includes('test') && dataset.splits.includes('val') ? 'val' : undefined);

@@ -24,7 +24,7 @@ export interface TrainConfig extends OptimizerConfig, ScheduleConfig {
   evalLimit?: number;
   /** Also evaluate (and checkpoint) every this many steps, besides every epoch and the end. */
   evalEvery?: number;
-  /** Evaluation batch size (default: the training batch size, at least 64 for classification). */
+  /** Evaluation batch size (default: the training batch size, at least 64, for classification; one full image for segmentation). */
   evalBatchSize?: number;
   /** Also write the `last` checkpoint every this many steps (besides every epoch and the end). */
   checkpointEvery?: number;
@@ -71,6 +71,14 @@ export const RECIPES: Record<RecipeName, TrainConfig> = {
  */
 export function recipeDropRate(config: TrainConfig): number | undefined {
   return config.recipe === 'densenet-cifar' && !config.augment ? 0.2 : undefined;
+}
+
+/**
+ * FC-DenseNet's BatchNorm statistics at inference under a recipe, when the user names none: the
+ * Tiramisu authors normalise with each image's own statistics in validation and test ('batch').
+ */
+export function recipeInferenceStats(config: TrainConfig, family: 'densenet' | 'fc-densenet'): 'batch' | undefined {
+  return config.recipe === 'tiramisu' && family === 'fc-densenet' ? 'batch' : undefined;
 }
 
 /** The recipe a model trains with when none is named: Tiramisu for FC-DenseNet, else by the model's stem. */

@@ -454,7 +454,8 @@ export class Trainer {
     const { config, dataset } = this.opts;
     const { data } = this;
     const t0 = Date.now();
-    const batchSize = config.evalBatchSize ?? (dataset.task === 'classification' ? Math.max(64, config.batchSize) : config.batchSize);
+    // Segmentation: one full image at a time, so that batch-statistics inference sees each image's own.
+    const batchSize = config.evalBatchSize ?? (dataset.task === 'classification' ? Math.max(64, config.batchSize) : 1);
     const result = await evaluate(this.evalModels, dataset, {
       split: data.evalSplit, batchSize, limit: config.evalLimit,
       onBatch: (done, total) => this.reporter.evalProgress(done, total),
