@@ -10,7 +10,7 @@
 # training: one epoch on a native backend (torch-cpu, tensorflow), 0.35 of an epoch (21,000
 # images) on the single-threaded WebAssembly one), BATCH (64), LR (0.1), AUGMENT (0: for a run
 # this short the papers' crop+flip costs accuracy; 1 turns it on), DENSENET_BACKEND (default: the
-# fastest installed). The recipe is the paper's CIFAR one (SGD, Nesterov 0.9, weight decay
+# fastest installed; as root on Debian/Ubuntu, libtorch is installed for it). The recipe is the paper's CIFAR one (SGD, Nesterov 0.9, weight decay
 # 1e-4) with a cosine schedule over the short run.
 # Run it again after Ctrl-C and it continues from the checkpoint; after a finished run it only
 # evaluates and reports again. Start over with: rm -rf runs/main-job
@@ -65,9 +65,30 @@ if [ ! -e dist/src/cli/main.js ]; then
   npm run build --silent
 fi
 
-# 3. Train, for about three minutes on the backend that will run.
+# 3. The fast CPU backend: torch-cpu needs libtorch (Debian's libtorch-dev) and the addon built
+# against it. As root with apt-get, install and build it; otherwise say how, and go on with wasm.
+chosen_backend() {
+  "${CLI[@]}" doctor --json 2> /dev/null | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).chosen))'
+}
+BACKEND=$(chosen_backend)
+if [ "$BACKEND" = wasm ] && [ -z "${DENSENET_BACKEND:-}" ] && [ -z "${DENSENET_TORCH_ADDON:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+    echo "main job: installing libtorch for the torch-cpu backend (apt-get install libtorch-dev g++ make; a few minutes, once)"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -qq --no-install-recommends libtorch-dev g++ make > /dev/null 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq --no-install-recommends libtorch-dev g++ make > /dev/null 2>&1; }; } &&
+      node scripts/build-native.js || true
+    BACKEND=$(chosen_backend)
+  fi
+  if [ "$BACKEND" = wasm ]; then
+    echo "main job: training on wasm (single-threaded WebAssembly). For the faster native torch-cpu backend:"
+    echo "  sudo apt-get install libtorch-dev g++ make && node scripts/build-native.js   (see native/build-native.log if it fails)"
+  fi
+fi
+echo "main job: backend $BACKEND"
+
+# 4. Train, for about three minutes on the backend that will run.
 if [ -z "$EPOCHS" ]; then
-  BACKEND=$("${CLI[@]}" doctor --json 2> /dev/null | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).chosen))')
   case "$BACKEND" in
     wasm | cpu) EPOCHS=0.35 ;;
     *) EPOCHS=1 ;;
@@ -85,11 +106,11 @@ TRAIN=("${CLI[@]}" train "$MODEL" --depth "$DEPTH" --growth "$GROWTH" --dataset 
 [ "$AUGMENT" = 1 ] || TRAIN+=(--no-augment)
 "${TRAIN[@]}" "${RESUME[@]}"
 
-# 4. Evaluate the saved checkpoint on the whole test set, from disk.
+# 5. Evaluate the saved checkpoint on the whole test set, from disk.
 EVAL=("${CLI[@]}" eval "$MODEL" --weights "$OUT/last" --dataset fashion-mnist --data "$DATA" --json)
 "${EVAL[@]}" > "$OUT/eval.json"
 
-# 5. The report.
+# 6. The report.
 "${CLI[@]}" report "$OUT" --eval "$OUT/eval.json" \
   --title "Main job: DenseNet-BC (depth $DEPTH, k $GROWTH) on Fashion-MNIST" \
   --command "${TRAIN[*]}" "${EVAL[*]} > $OUT/eval.json" "node dist/src/cli/main.js report $OUT --eval $OUT/eval.json"
