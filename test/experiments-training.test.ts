@@ -99,7 +99,7 @@ test('--quick refuses to write into the repository', () => {
 test('every shipped weight record verifies, loads as its tag and has its metadata', async () => {
   await init('cpu', { log: null });
   const shipped = readManifest();
-  assert.deepEqual(shipped.map((r) => `${r.model}:${r.tag}`).sort(), ['densenet-bc-100-k12:fashion-mnist', 'fc-densenet56:fashion-mosaics']);
+  assert.deepEqual(shipped.map((r) => `${r.model}:${r.tag}`).sort(), ['densenet-bc-100-k12:fashion-mnist', 'fc-densenet56:camvid', 'fc-densenet56:fashion-mosaics']);
   assert.ok(zoo.info('densenet-bc-100-k12').weights.some((w) => w.tag === 'fashion-mnist'), 'the zoo offers the tag');
   for (const record of shipped) {
     const source = zoo.resolveWeights(record.model, record.tag);
@@ -110,6 +110,42 @@ test('every shipped weight record verifies, loads as its tag and has its metadat
     assert.equal((model.outputs[0].shape as number[]).at(-1), record.numClasses);
     model.dispose();
   }
+});
+
+test("tag 'camvid' brings its BatchNorm mode, CamVid's names, palette and void; `densenet predict --weights camvid --out` segments a street frame", async () => {
+  const record = readManifest().find((r) => r.model === 'fc-densenet56' && r.tag === 'camvid');
+  assert.ok(record, 'weights/manifest.json ships fc-densenet56:camvid');
+  assert.equal(record.ignoreLabel, 11);
+  assert.deepEqual(record.palette?.[3], [128, 64, 128], "CamVid's road colour");
+  assert.ok(record.batchNorm === 'batch' || record.batchNorm === 'running', `batchNorm ${record.batchNorm}`);
+  await init('cpu', { log: null });
+  const model = await zoo.load('fc-densenet56', { weights: 'camvid' });
+  assert.equal(model.card.spec.batchNorm, record.batchNorm);
+  assert.equal(model.card.classNames[3], 'Road');
+  assert.deepEqual(model.card.palette?.[3], [128, 64, 128]);
+  model.dispose();
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'camvid-predict-'));
+  // A real test frame where the data is here; else a grey 'street': a darker lower half under a lighter sky.
+  const frame = noCamVid ? path.join(dir, 'street.png') : path.join(CAMVID, 'test', fs.readdirSync(path.join(CAMVID, 'test')).sort()[0]);
+  if (noCamVid) {
+    const png = new PNG({ width: 120, height: 90 });
+    for (let i = 0; i < 120 * 90; i++) png.data.fill(i < 120 * 45 ? 200 : 70, i * 4, i * 4 + 3).fill(255, i * 4 + 3, i * 4 + 4);
+    fs.writeFileSync(frame, PNG.sync.write(png));
+  }
+  const overlay = path.join(dir, 'overlay.png');
+  const r = spawnSync(process.execPath, [path.join(__dirname, '../src/cli/main.js'), 'predict', 'fc-densenet56', frame, '--weights', 'camvid', '--out', overlay, '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  const fractions = Object.fromEntries(out.classes.map((c: { name: string; fraction: number }) => [c.name, c.fraction]));
+  assert.ok(Math.abs(Object.values(fractions).reduce((a: number, b) => a + (b as number), 0) - 1) < 1e-6, 'every pixel gets a class');
+  if (!noCamVid) {
+    // The frame is a street seen from a car; its truth: building 30.6%, road 20.8%, sky 20.9% of the pixels.
+    assert.ok(fractions.Road > 0.1 && fractions.Building > 0.1 && fractions.Sky > 0.1, `road ${fractions.Road}, building ${fractions.Building}, sky ${fractions.Sky}`);
+  }
+  const picture = PNG.sync.read(fs.readFileSync(overlay));
+  assert.ok(picture.width >= 3 * out.width, 'input, prediction and overlay side by side');
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 /** A model.json with two float32 weights, 'a' [2] then 'b' [2], over one shard. */
