@@ -9,12 +9,14 @@ import * as path from 'path';
 import { Command } from 'commander';
 import { zoo } from '../src';
 import { CheckpointState, formatDuration, MetricsRecord, readCheckpointState } from '../src/train';
-import type { InferenceStats } from '../src/layers/unit-variables';
 import { lineChartImage, savePng } from '../src/notebook';
 import { PACKAGE_ROOT, writeFileAtomic } from '../src/weights';
 import { RESULTS_DIR, writeResultAsync } from './results';
 
 const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+
+/** FC-DenseNet's BatchNorm statistics at inference: 'running' averages or each image's own ('batch'). */
+type InferenceStats = NonNullable<zoo.ModelOptions['batchNorm']>;
 
 /** Metrics of `densenet eval --json`. */
 export interface EvalOutput {
