@@ -84,6 +84,21 @@ test('doctor names the chosen backend and every candidate', () => {
   assert.equal(info.backends.find((b) => b.name === 'tensorflow')?.available, false);
 });
 
+test('bench memory --timeline: what is alive at each mode\'s peak, as a table and as JSON in the file named', () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'timeline-')), 'timeline.json');
+  const r = densenet('bench', 'memory', 'densenet-40-k12', '--batch', '2', '--input', '8x8x3', '--timeline', file, '--top', '3');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /### naive: peak [\d.]+ MB/);
+  assert.match(r.stdout, /### efficient: peak [\d.]+ MB/);
+  type Saved = { peakBytes: number; baselineBytes: number; atPeak: Array<{ phase: string }> };
+  const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as { backend: string; naive: Saved; efficient: Saved };
+  assert.equal(saved.backend, 'wasm');
+  for (const mode of [saved.naive, saved.efficient]) {
+    assert.ok(mode.peakBytes > mode.baselineBytes);
+    assert.ok(mode.atPeak.length > 3 && mode.atPeak.some((g) => g.phase === 'forward'));
+  }
+});
+
 test('bench kernels: efficient mode runs BN-ReLU twice per unit (forward and recompute) and concatenates nothing per layer', () => {
   const r = densenet('bench', 'kernels', 'densenet-40-k12', '--batch', '2', '--input', '8x8x3', '--steps', '1', '--json');
   assert.equal(r.status, 0, r.stderr);

@@ -3,7 +3,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import * as zoo from '../zoo';
-import { MemoryBenchResult, ModeMeasurement, benchMemory, benchSpeed } from '../measure/memory';
+import { BenchOptions, MemoryBenchResult, ModeMeasurement, benchMemory, benchSpeed, stepTimeline, zooFactory } from '../measure/memory';
+import { timelineReport } from '../measure/tensor-timeline';
+import * as tf from '../tf';
 import { depthSweep } from '../measure/depth-sweep';
 import { kernelTable, profileKernels } from '../measure/kernel-profile';
 import { formatPlan, parseBytes, planMemory } from '../measure/planner';
@@ -32,21 +34,43 @@ export function memoryTable(results: MemoryBenchResult[]): string {
   return [header, rule, ...rows].join('\n');
 }
 
+interface MemoryFlags {
+  batch: number;
+  input?: [number, number, number];
+  classes?: number;
+  steps: number;
+  timeline?: string | true;
+  top: number;
+  json?: boolean;
+}
+
+async function timelineCommand(name: string, options: BenchOptions, opts: MemoryFlags): Promise<void> {
+  const make = zooFactory(name, options);
+  const timelines = { naive: stepTimeline(make, false, options.batch), efficient: stepTimeline(make, true, options.batch) };
+  const result = { model: name, batch: options.batch, backend: tf.getBackend(), ...timelines };
+  if (typeof opts.timeline === 'string') fs.writeFileSync(opts.timeline, JSON.stringify(result) + '\n');
+  process.stdout.write((opts.json ? JSON.stringify(result, null, 2) : timelineReport(result, opts.top)) + '\n');
+}
+
 export function registerBenchCommands(program: Command): void {
   const bench = program.command('bench').description('memory and speed benchmarks (print numbers; no pass/fail)');
 
   addArchitectureFlags(bench
     .command('memory <name>')
-    .description('one training step naive and memory-efficient: peak tensor bytes, bytes per image, ms per step')
+    .description('training steps naive and memory-efficient: peak tensor bytes, bytes per image, ms per step (median of steps taken in turn)')
     .requiredOption('--batch <n>', 'batch size', parsePositiveInt('--batch'))
     .option('--input <HxWxC>', 'input size', parseInputShape)
     .option('--classes <n>', 'number of classes', parsePositiveInt('--classes'))
-    .option('--steps <n>', 'timed steps after the profiled one', parsePositiveInt('--steps'), 1)
+    .option('--steps <n>', 'timed steps per mode, after two warm-up steps, naive and efficient in turn', parsePositiveInt('--steps'), 5)
+    .option('--timeline [file]', 'instead: every tensor of one step of each mode, and what is alive at the peak (JSON to file)')
+    .option('--top <n>', 'with --timeline: groups of live tensors listed', parsePositiveInt('--top'), 12)
     .option('--json', 'machine-readable output'))
-    .action(async (name: string, opts: ArchitectureFlags & { batch: number; input?: [number, number, number]; classes?: number; steps: number; json?: boolean }) => {
+    .action(async (name: string, opts: ArchitectureFlags & MemoryFlags) => {
       zoo.info(name);
       await initBackend(program);
-      const r = await benchMemory(name, { ...architectureOptions(opts), batch: opts.batch, inputShape: opts.input, numClasses: opts.classes, steps: opts.steps });
+      const options = { ...architectureOptions(opts), batch: opts.batch, inputShape: opts.input, numClasses: opts.classes, steps: opts.steps };
+      if (opts.timeline !== undefined) return timelineCommand(name, options, opts);
+      const r = await benchMemory(name, options);
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : memoryTable([r])) + '\n');
     });
 

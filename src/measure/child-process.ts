@@ -27,7 +27,7 @@ export interface ModeJob {
   input: InputShape;
   batch: number;
   mode: Mode;
-  /** Timed steps after the profiled one. */
+  /** Timed steps after the profiled one (their median is msPerStep). */
   steps: number;
 }
 

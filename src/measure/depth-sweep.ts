@@ -13,6 +13,7 @@ export interface SweepOptions {
   growthRate: number;
   batch: number;
   inputShape: [number, number, number];
+  /** Timed steps per mode; default 1: the sweep is about memory. */
   steps?: number;
 }
 
@@ -21,7 +22,7 @@ export async function depthSweep(options: SweepOptions, onResult?: (r: MemoryBen
   for (const depth of options.depths) {
     const name = `densenet-bc-${depth}-k${options.growthRate}`;
     const make = specFactory(densenetBC(depth, options.growthRate, options.inputShape).spec);
-    const r = await benchMemory(name, { batch: options.batch, inputShape: options.inputShape, steps: options.steps }, make);
+    const r = await benchMemory(name, { batch: options.batch, inputShape: options.inputShape, steps: options.steps ?? 1 }, make);
     results.push(r);
     onResult?.(r);
   }

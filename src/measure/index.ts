@@ -4,6 +4,7 @@ export * from './planner';
 export * from './memory';
 export * from './depth-sweep';
 export * from './kernel-profile';
+export * from './tensor-timeline';
 // Memory measured in a fresh child process per mode, and the PyTorch reference run the same way.
 export * from './child-process';
 // A backend that only tracks shapes and bytes: plans a model's memory without running it.

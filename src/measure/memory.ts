@@ -3,6 +3,7 @@
 import * as tf from '../tf';
 import * as zoo from '../zoo';
 import { trainingHarness } from './training-step';
+import { TensorTimeline, recordTimeline } from './tensor-timeline';
 
 export interface ModeMeasurement {
   /** tf.profile's peakBytes during one step: weights, optimizer slots, activations, gradients. */
@@ -10,7 +11,10 @@ export interface ModeMeasurement {
   /** Bytes in use before the step (weights and optimizer slots). */
   baselineBytes: number;
   bytesPerImage: number;
+  /** Median of the timed steps, which alternate with the other mode's (see benchMemory). */
   msPerStep: number;
+  /** Every timed step, in order. */
+  stepMs: number[];
   /** Tensors alive after step 2 and after the last step (equal when nothing leaks). */
   tensorsAfterStep2: number;
   tensorsAfterLastStep: number;
@@ -32,7 +36,7 @@ export interface MemoryBenchResult {
 /** The model's options (the zoo's, so the bench measures the model create() builds) plus the batch. */
 export interface BenchOptions extends Omit<zoo.ModelOptions, 'memoryEfficient'> {
   batch: number;
-  /** Timed steps after the profiled one. */
+  /** Timed steps (after two warm-up steps); default 5 for `bench memory`, 3 for `bench speed`. */
   steps?: number;
 }
 
@@ -51,34 +55,83 @@ export function specFactory(spec: zoo.ModelSpec): ModelFactory {
   return (memoryEfficient) => zoo.fromSpec({ ...spec, memoryEfficient });
 }
 
-/** Peak bytes and time of one training step of the model `make` builds. */
-export async function measureMode(make: ModelFactory, memoryEfficient: boolean, options: BenchOptions): Promise<ModeMeasurement> {
+/** A model of one mode and its synthetic training step, built and torn down together. */
+interface ModeRun {
+  model: tf.LayersModel;
+  harness: ReturnType<typeof trainingHarness>;
+  dispose: () => void;
+}
+
+function startMode(make: ModelFactory, memoryEfficient: boolean, batch: number): ModeRun {
   const model = make(memoryEfficient);
-  const harness = trainingHarness(model, options.batch);
+  const harness = trainingHarness(model, batch);
+  return { model, harness, dispose: () => { harness.dispose(); model.dispose(); } };
+}
+
+type PeakMeasurement = Omit<ModeMeasurement, 'msPerStep' | 'stepMs'>;
+
+/** Peak bytes of one training step of a fresh run (its first step creates the optimizer slots). */
+async function peakOf(run: ModeRun, batch: number): Promise<PeakMeasurement> {
+  run.harness.step();
+  const baselineBytes = tf.memory().numBytes;
+  const profile = await tf.profile(() => run.harness.step());
+  const tensorsAfterStep2 = tf.memory().numTensors;
+  run.harness.step();
+  return { peakBytes: profile.peakBytes, baselineBytes, bytesPerImage: profile.peakBytes / batch, tensorsAfterStep2, tensorsAfterLastStep: tf.memory().numTensors };
+}
+
+/** Peak bytes of one training step, with only this mode's model alive. */
+export async function measurePeak(make: ModelFactory, memoryEfficient: boolean, batch: number): Promise<PeakMeasurement> {
+  const run = startMode(make, memoryEfficient, batch);
   try {
-    harness.step(); // creates the optimizer slots
-    const baselineBytes = tf.memory().numBytes;
-    const profile = await tf.profile(() => harness.step());
-    const tensorsAfterStep2 = tf.memory().numTensors;
-    const steps = options.steps ?? 1;
-    const start = now();
-    for (let i = 0; i < steps; i++) harness.step();
-    const msPerStep = (now() - start) / steps;
-    return {
-      peakBytes: profile.peakBytes,
-      baselineBytes,
-      bytesPerImage: profile.peakBytes / options.batch,
-      msPerStep,
-      tensorsAfterStep2,
-      tensorsAfterLastStep: tf.memory().numTensors,
-    };
+    return await peakOf(run, batch);
   } finally {
-    harness.dispose();
-    model.dispose();
+    run.dispose();
   }
 }
 
-async function attempt(f: () => Promise<ModeMeasurement>): Promise<ModeMeasurement | { error: string }> {
+function timeSteps(run: ModeRun, steps: number): number[] {
+  return Array.from({ length: steps }, () => {
+    const start = now();
+    run.harness.step();
+    return now() - start;
+  });
+}
+
+/** One mode alone (a process of its own, for its resident memory): the peak, then the median of `steps` timed steps. */
+export async function measureMode(make: ModelFactory, memoryEfficient: boolean, options: BenchOptions): Promise<ModeMeasurement> {
+  const run = startMode(make, memoryEfficient, options.batch);
+  try {
+    const peak = await peakOf(run, options.batch); // its three steps are the warm-up
+    const stepMs = timeSteps(run, options.steps ?? 5);
+    return { ...peak, msPerStep: median(stepMs), stepMs };
+  } finally {
+    run.dispose();
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/**
+ * Step times of both modes, taken in turn (naive, efficient, naive, ...) after two warm-up
+ * steps each, so that whatever else the machine does falls on both alike.
+ */
+async function timeAlternating(make: ModelFactory, batch: number, steps: number): Promise<{ naive: number[]; efficient: number[] }> {
+  const runs = [startMode(make, false, batch), startMode(make, true, batch)];
+  const times: number[][] = [[], []];
+  try {
+    for (const run of runs) timeSteps(run, 2);
+    for (let s = 0; s < steps; s++) runs.forEach((run, m) => times[m].push(...timeSteps(run, 1)));
+  } finally {
+    runs.forEach((run) => run.dispose());
+  }
+  return { naive: times[0], efficient: times[1] };
+}
+
+async function attempt<T>(f: () => Promise<T>): Promise<T | { error: string }> {
   try {
     return await f();
   } catch (err) {
@@ -87,13 +140,21 @@ async function attempt(f: () => Promise<ModeMeasurement>): Promise<ModeMeasureme
   }
 }
 
+const measured = <T extends object>(r: T | { error: string }): r is T => !('error' in r);
+
 export async function benchMemory(name: string, options: BenchOptions, make: ModelFactory = zooFactory(name, options)): Promise<MemoryBenchResult> {
-  const naive = await attempt(() => measureMode(make, false, options));
-  const efficient = await attempt(() => measureMode(make, true, options));
+  const peaks = [await attempt(() => measurePeak(make, false, options.batch)), await attempt(() => measurePeak(make, true, options.batch))];
+  // Both models live at once while timing, so only when each fitted alone.
+  const times = peaks.every(measured) ? await attempt(() => timeAlternating(make, options.batch, options.steps ?? 5)) : { error: 'not timed: a mode failed' };
+  const [naive, efficient] = peaks.map((peak, m): ModeMeasurement | { error: string } => {
+    if (!measured(peak)) return peak;
+    if (!measured(times)) return times;
+    const stepMs = m === 0 ? times.naive : times.efficient;
+    return { ...peak, msPerStep: median(stepMs), stepMs };
+  });
   const model = make(false);
   const input = (model.inputs[0].shape as number[]).slice(1);
   model.dispose();
-  const both = 'peakBytes' in naive && 'peakBytes' in efficient;
   return {
     model: name,
     batch: options.batch,
@@ -101,8 +162,19 @@ export async function benchMemory(name: string, options: BenchOptions, make: Mod
     backend: tf.getBackend(),
     naive,
     efficient,
-    ...(both ? { peakRatio: efficient.peakBytes / naive.peakBytes, timeRatio: efficient.msPerStep / naive.msPerStep } : {}),
+    ...(measured(naive) && measured(efficient) ? { peakRatio: efficient.peakBytes / naive.peakBytes, timeRatio: efficient.msPerStep / naive.msPerStep } : {}),
   };
+}
+
+/** The tensor timeline of one training step (after a warm-up step) of the model in one mode. */
+export function stepTimeline(make: ModelFactory, memoryEfficient: boolean, batch: number): TensorTimeline {
+  const run = startMode(make, memoryEfficient, batch);
+  try {
+    run.harness.step();
+    return recordTimeline(() => run.harness.step());
+  } finally {
+    run.dispose();
+  }
 }
 
 export interface SpeedBenchResult {

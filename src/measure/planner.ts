@@ -5,7 +5,7 @@
 // weight update's, so the slope comes from two large batches, the requested batch gets a
 // dry run of its own, and the largest batch for the budget is checked by one more.
 import * as tf from '../tf';
-import { ModelFactory, measureMode, zooFactory } from './memory';
+import { ModelFactory, measurePeak, zooFactory } from './memory';
 import { DRY_RUN, registerDryRunBackend } from './dry-run-backend';
 import type { ModelOptions } from '../zoo';
 
@@ -44,7 +44,7 @@ export function parseBytes(text: string): number {
 }
 
 async function dryRunPeak(make: ModelFactory, memoryEfficient: boolean, batch: number): Promise<number> {
-  return (await measureMode(make, memoryEfficient, { batch, steps: 1 })).peakBytes;
+  return (await measurePeak(make, memoryEfficient, batch)).peakBytes;
 }
 
 const SLOPE_BATCHES: [number, number] = [64, 128];
