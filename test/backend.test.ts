@@ -50,7 +50,7 @@ test('a requested backend that is not installed says how to install it', () => {
   assert.throws(() => choose('tensorflow', { ...NO_ENV, loader: loader() }),
     /backend 'tensorflow' is not installed\. To get it: npm install @tensorflow\/tfjs-node-gpu@4\.22\.0.*; or npm install @tensorflow\/tfjs-node@4\.22\.0/);
   assert.throws(() => choose(undefined, { env: { DENSENET_BACKEND: 'webgl' }, loader: loader() }),
-    /unknown backend 'webgl'; expected one of: tensorflow-gpu, tensorflow, .*wasm, cpu/);
+    /unknown backend 'webgl'; expected one of: tensorflow-gpu, webgpu, tensorflow, .*wasm, cpu/);
 });
 
 test('a package that loads but registers no backend with our tfjs is a clear error', () => {

@@ -15,9 +15,9 @@ test('the timeline of a training step peaks where tf.profile does, and its tenso
   const model = SMALL(false);
   const harness = trainingHarness(model, 2);
   try {
-    harness.step(); // optimizer slots
+    await harness.step(); // optimizer slots
     const profiled = await tf.profile(() => harness.step());
-    const timeline = recordTimeline(() => harness.step());
+    const timeline = await recordTimeline(() => harness.step());
     // tf.profile samples after each kernel, the timeline after every allocation: the same peak or a
     // little above it (what a kernel makes and frees inside itself).
     assert.ok(timeline.peakBytes >= profiled.peakBytes, `timeline ${timeline.peakBytes} < tf.profile ${profiled.peakBytes}`);
@@ -44,7 +44,7 @@ test('the recorder restores the engine and Layer.apply, also when the step throw
   await init('wasm', { log: null });
   const engine = tf.engine() as unknown as Record<string, unknown>;
   const apply = tf.layers.Layer.prototype.apply;
-  assert.throws(() => recordTimeline(() => {
+  await assert.rejects(() => recordTimeline(() => {
     tf.tidy(() => { tf.ones([4]).add(1); });
     throw new Error('step failed');
   }), /step failed/);
@@ -57,8 +57,8 @@ test('the recorder restores the engine and Layer.apply, also when the step throw
 
 test('memory-efficient mode holds fewer bytes at its peak than naive, and the report says so per mode', async () => {
   await init('wasm', { log: null });
-  const naive = stepTimeline(SMALL, false, 4);
-  const efficient = stepTimeline(SMALL, true, 4);
+  const naive = await stepTimeline(SMALL, false, 4);
+  const efficient = await stepTimeline(SMALL, true, 4);
   assert.ok(efficient.peakBytes < naive.peakBytes, `efficient ${efficient.peakBytes} >= naive ${naive.peakBytes}`);
   const report = timelineReport({ model: 'densenet-bc-16', batch: 4, backend: 'wasm', naive, efficient }, 5);
   assert.match(report, /### naive: peak [\d.]+ MB/);

@@ -52,7 +52,7 @@ test('export from the zoo model reproduces the torchvision state dict exactly', 
   const model = build();
   const file = await readSafetensors(path.join(FIXTURES, 'tiny-densenet.safetensors'));
   await loadTorchvisionSafetensors(model, path.join(FIXTURES, 'tiny-densenet.safetensors'));
-  const exported = exportTorchvisionStateDict(model);
+  const exported = await exportTorchvisionStateDict(model);
   assert.deepEqual([...exported.keys()].sort(), file.names().filter((n) => !n.endsWith('num_batches_tracked')).sort());
   for (const [key, t] of exported) assert.deepEqual(t.data, file.read(key), key);
 });

@@ -253,9 +253,9 @@ test('tfjs name suffixes (_1) from a second model with the same names do not mat
   assert.equal(loadTorchvisionStateDict(second, weights).loaded.length, second.weights.length);
 });
 
-test('a model whose weights follow no torchvision name is refused, naming them', () => {
+test('a model whose weights follow no torchvision name is refused, naming them', async () => {
   const input = tf.input({ shape: [4] });
   const out = tf.layers.dense({ units: 2, name: 'head' }).apply(input) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: out, name: 'other' });
-  assert.throws(() => exportTorchvisionStateDict(model), /model 'other' has weights with no torchvision DenseNet counterpart: head\/kernel, head\/bias/);
+  await assert.rejects(() => exportTorchvisionStateDict(model), /model 'other' has weights with no torchvision DenseNet counterpart: head\/kernel, head\/bias/);
 });

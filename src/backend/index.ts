@@ -16,6 +16,12 @@ export interface BackendCandidate {
   packageName?: string;
   /** Instead of a package, for a backend that ships with densenet-zoo: loads and registers it; false when it cannot run here. */
   register?: () => boolean;
+  /**
+   * For a backend that must look for a device first (webgpu): whether its packages are there
+   * (sync, nothing loaded), and the async registration that probes the device; `forced` when
+   * the user asked for this backend by name.
+   */
+  probe?: { installed: () => boolean; register: (forced: boolean) => Promise<{ registered: boolean; reason: string }> };
   readonly install: string;
   /** Runs after the backend is set (extra kernels, threads). */
   afterSet?: () => void | Promise<void>;
@@ -27,8 +33,15 @@ export const BACKEND_ENV = 'DENSENET_BACKEND';
 const torchCpu = () => require('./torch-cpu') as typeof import('./torch-cpu');
 const wasmGradientKernels = () => require('./wasm-kernels') as typeof import('./wasm-kernels');
 const wasmFusedKernels = () => require('./wasm-fused-kernels') as typeof import('./wasm-fused-kernels');
+const webgpu = () => require('./webgpu') as typeof import('./webgpu');
 
 export type { TorchCpuInfo } from './torch-cpu';
+export type { WebGpuProbe } from './webgpu';
+
+/** The GPU adapter Dawn offers webgpu and whether it would be chosen without DENSENET_BACKEND (loads Dawn when installed). */
+export function webgpuProbe(): Promise<import('./webgpu').WebGpuProbe> {
+  return webgpu().probeWebGpu({ allowSoftware: false });
+}
 
 /** The torch-cpu addon: whether it loads here, its libtorch version, threads and buffer pool (loads the addon on first call). */
 export function torchCpuInfo(): import('./torch-cpu').TorchCpuInfo {
@@ -41,6 +54,15 @@ const candidates: readonly BackendCandidate[] = [
     name: 'tensorflow-gpu', tfjsName: 'tensorflow', description: 'libtensorflow with CUDA',
     packageName: '@tensorflow/tfjs-node-gpu',
     install: 'npm install @tensorflow/tfjs-node-gpu@4.22.0 (needs CUDA and network access to download libtensorflow)',
+  },
+  {
+    name: 'webgpu', tfjsName: 'webgpu',
+    get description() { return webgpu().webgpuDescription(); },
+    get install() { return webgpu().WEBGPU_INSTALL; },
+    probe: {
+      installed: () => webgpu().webgpuPackagesInstalled(),
+      register: (forced) => webgpu().registerWebGpuBackend({ allowSoftware: forced }),
+    },
   },
   {
     name: 'tensorflow', tfjsName: 'tensorflow', description: 'libtensorflow on the CPU',
@@ -103,6 +125,7 @@ function isModuleMissing(err: unknown, id: string): boolean {
 
 /** True when the candidate's backend is registered with our tfjs, loading its package or module first. */
 function tryProvide(c: BackendCandidate, loader: ModuleLoader): boolean {
+  if (c.probe) return c.probe.installed();
   if (!c.packageName) return c.register!();
   try {
     loader(c.packageName);
@@ -119,11 +142,17 @@ function tryProvide(c: BackendCandidate, loader: ModuleLoader): boolean {
   return true;
 }
 
-/** Picks the backend without activating it. */
+function wantedBackend(requested: string | undefined, options: InitOptions): string | undefined {
+  return requested ?? (options.env ?? process.env)[BACKEND_ENV] ?? undefined;
+}
+
+/**
+ * Picks the backend without activating it. A backend that must probe for a device (webgpu) is
+ * picked only when asked for by name; `init` probes it before the others.
+ */
 export function choose(requested?: string, options: InitOptions = {}): BackendCandidate {
   const loader = options.loader ?? defaultLoader;
-  const env = options.env ?? process.env;
-  const wanted = requested ?? env[BACKEND_ENV] ?? undefined;
+  const wanted = wantedBackend(requested, options);
   if (wanted) {
     const matches = candidates.filter((c) => c.name === wanted || (wanted === 'tensorflow' && c.tfjsName === 'tensorflow'));
     if (matches.length === 0) {
@@ -135,9 +164,24 @@ export function choose(requested?: string, options: InitOptions = {}): BackendCa
     }
     return found;
   }
-  const found = candidates.find((c) => tryProvide(c, loader));
+  const found = candidates.find((c) => !c.probe && tryProvide(c, loader));
   if (!found) throw new Error('no TensorFlow.js backend could be loaded');
   return found;
+}
+
+/** `choose`, with the device probes: a probed backend ahead of the pick wins when its device is there. */
+async function chooseProbing(requested: string | undefined, options: InitOptions): Promise<BackendCandidate> {
+  const c = choose(requested, options);
+  if (c.probe) {
+    const r = await c.probe.register(true);
+    if (!r.registered) throw new Error(`backend '${c.name}' cannot run here: ${r.reason}`);
+    return c;
+  }
+  if (wantedBackend(requested, options)) return c;
+  for (const ahead of candidates.slice(0, candidates.indexOf(c))) {
+    if (ahead.probe?.installed() && (await ahead.probe.register(false)).registered) return ahead;
+  }
+  return c;
 }
 
 let active: BackendChoice | undefined;
@@ -150,7 +194,7 @@ function silenceNodeAdvert(): void {
 
 /** Selects and activates a backend (see module comment). Safe to call more than once. */
 export async function init(requested?: string, options: InitOptions = {}): Promise<BackendChoice> {
-  const c = choose(requested, options);
+  const c = await chooseProbing(requested, options);
   if (active && active.name === c.name && tf.getBackend() === c.tfjsName) return active;
   if (!(await tf.setBackend(c.tfjsName))) {
     throw new Error(`backend '${c.name}' failed to initialise`);

@@ -46,7 +46,7 @@ interface MemoryFlags {
 
 async function timelineCommand(name: string, options: BenchOptions, opts: MemoryFlags): Promise<void> {
   const make = zooFactory(name, options);
-  const timelines = { naive: stepTimeline(make, false, options.batch), efficient: stepTimeline(make, true, options.batch) };
+  const timelines = { naive: await stepTimeline(make, false, options.batch), efficient: await stepTimeline(make, true, options.batch) };
   const result = { model: name, batch: options.batch, backend: tf.getBackend(), ...timelines };
   if (typeof opts.timeline === 'string') fs.writeFileSync(opts.timeline, JSON.stringify(result) + '\n');
   process.stdout.write((opts.json ? JSON.stringify(result, null, 2) : timelineReport(result, opts.top)) + '\n');

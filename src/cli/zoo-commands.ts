@@ -178,6 +178,7 @@ export function registerZooCommands(program: Command): void {
     .description('which tfjs backends are installed, which one is chosen, and versions')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
+      const chosen = await backend.init(program.opts().backend, { log: null });
       const installed = backend.listCandidates().map((c) => {
         let available: boolean;
         try {
@@ -188,12 +189,16 @@ export function registerZooCommands(program: Command): void {
         }
         return { name: c.name, description: c.description, available, install: c.install };
       });
-      const chosen = await backend.init(program.opts().backend, { log: null });
-      const info = { node: process.version, tfjs: tf.version_core, chosen: chosen.name, backends: installed };
+      const webgpu = await backend.webgpuProbe();
+      const info = { node: process.version, tfjs: tf.version_core, chosen: chosen.name, backends: installed, webgpu };
+      const limits = webgpu.adapter
+        ? `; maxStorageBufferBindingSize ${webgpu.adapter.limits.maxStorageBufferBindingSize}, maxBufferSize ${webgpu.adapter.limits.maxBufferSize}`
+        : '';
       print(!!opts.json, info, () => [
         `node ${info.node}, @tensorflow/tfjs-core ${info.tfjs}`,
         ...installed.map((b) => `${b.name === chosen.name ? '*' : ' '} ${b.name.padEnd(15)} ${b.available ? 'installed    ' : 'not installed'} ${b.description}` +
           (b.available ? '' : `  (${b.install})`)),
+        `webgpu adapter: ${webgpu.reason}${limits}`,
       ].join('\n'));
     });
 }

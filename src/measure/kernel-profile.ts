@@ -35,7 +35,7 @@ async function profileMode(make: ModelFactory, memoryEfficient: boolean, batch: 
   const byKernel = new Map<string, { ms: number; calls: number }>();
   let wall = 0;
   try {
-    harness.step(); // optimizer slots, first-call set-up
+    await harness.step(); // optimizer slots, first-call set-up
     for (let s = 0; s < steps; s++) {
       const start = performance.now();
       const profile = await tf.profile(() => harness.step());

@@ -72,11 +72,11 @@ type PeakMeasurement = Omit<ModeMeasurement, 'msPerStep' | 'stepMs'>;
 
 /** Peak bytes of one training step of a fresh run (its first step creates the optimizer slots). */
 async function peakOf(run: ModeRun, batch: number): Promise<PeakMeasurement> {
-  run.harness.step();
+  await run.harness.step();
   const baselineBytes = tf.memory().numBytes;
   const profile = await tf.profile(() => run.harness.step());
   const tensorsAfterStep2 = tf.memory().numTensors;
-  run.harness.step();
+  await run.harness.step();
   return { peakBytes: profile.peakBytes, baselineBytes, bytesPerImage: profile.peakBytes / batch, tensorsAfterStep2, tensorsAfterLastStep: tf.memory().numTensors };
 }
 
@@ -90,12 +90,14 @@ export async function measurePeak(make: ModelFactory, memoryEfficient: boolean, 
   }
 }
 
-function timeSteps(run: ModeRun, steps: number): number[] {
-  return Array.from({ length: steps }, () => {
+async function timeSteps(run: ModeRun, steps: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let s = 0; s < steps; s++) {
     const start = now();
-    run.harness.step();
-    return now() - start;
-  });
+    await run.harness.step();
+    times.push(now() - start);
+  }
+  return times;
 }
 
 /** One mode alone (a process of its own, for its resident memory): the peak, then the median of `steps` timed steps. */
@@ -103,7 +105,7 @@ export async function measureMode(make: ModelFactory, memoryEfficient: boolean, 
   const run = startMode(make, memoryEfficient, options.batch);
   try {
     const peak = await peakOf(run, options.batch); // its three steps are the warm-up
-    const stepMs = timeSteps(run, options.steps ?? 5);
+    const stepMs = await timeSteps(run, options.steps ?? 5);
     return { ...peak, msPerStep: median(stepMs), stepMs };
   } finally {
     run.dispose();
@@ -123,8 +125,10 @@ async function timeAlternating(make: ModelFactory, batch: number, steps: number)
   const runs = [startMode(make, false, batch), startMode(make, true, batch)];
   const times: number[][] = [[], []];
   try {
-    for (const run of runs) timeSteps(run, 2);
-    for (let s = 0; s < steps; s++) runs.forEach((run, m) => times[m].push(...timeSteps(run, 1)));
+    for (const run of runs) await timeSteps(run, 2);
+    for (let s = 0; s < steps; s++) {
+      for (const [m, run] of runs.entries()) times[m].push(...(await timeSteps(run, 1)));
+    }
   } finally {
     runs.forEach((run) => run.dispose());
   }
@@ -167,11 +171,11 @@ export async function benchMemory(name: string, options: BenchOptions, make: Mod
 }
 
 /** The tensor timeline of one training step (after a warm-up step) of the model in one mode. */
-export function stepTimeline(make: ModelFactory, memoryEfficient: boolean, batch: number): TensorTimeline {
+export async function stepTimeline(make: ModelFactory, memoryEfficient: boolean, batch: number): Promise<TensorTimeline> {
   const run = startMode(make, memoryEfficient, batch);
   try {
-    run.harness.step();
-    return recordTimeline(() => run.harness.step());
+    await run.harness.step();
+    return await recordTimeline(() => run.harness.step());
   } finally {
     run.dispose();
   }
@@ -198,14 +202,14 @@ export async function benchSpeed(name: string, options: BenchOptions & { memoryE
   try {
     let trainMs: number | undefined;
     if (options.train ?? true) {
-      harness.step();
+      await harness.step();
       const t0 = now();
-      for (let i = 0; i < steps; i++) harness.step();
+      for (let i = 0; i < steps; i++) await harness.step();
       trainMs = (now() - t0) / steps;
     }
-    harness.predict();
+    await harness.predict();
     const start = now();
-    for (let i = 0; i < steps; i++) harness.predict();
+    for (let i = 0; i < steps; i++) await harness.predict();
     const inferMs = (now() - start) / steps;
     return {
       model: name, batch: options.batch, input: (model.inputs[0].shape as number[]).slice(1), backend: tf.getBackend(),

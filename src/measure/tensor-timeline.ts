@@ -67,7 +67,7 @@ function bytesOf(t: tf.Tensor): number {
  * Runs `step` with the engine's tensor bookkeeping observed. The engine methods are wrapped on
  * the instance only for the duration of the call and restored afterwards, also when it throws.
  */
-export function recordTimeline(step: () => void, points = 2000): TensorTimeline {
+export async function recordTimeline(step: () => void | Promise<void>, points = 2000): Promise<TensorTimeline> {
   const engine = tf.engine() as unknown as EngineInternals;
   const baselineBytes = tf.memory().numBytes;
   // A variable keeps its id when assigned a new buffer, so each track is its own record.
@@ -123,7 +123,7 @@ export function recordTimeline(step: () => void, points = 2000): TensorTimeline 
     }
   } as typeof layerApply;
   try {
-    step();
+    await step();
   } finally {
     Object.assign(engine, { trackTensor, disposeTensor, runKernelFunc });
     // The instance properties shadowed the prototype's: removing them restores it exactly.

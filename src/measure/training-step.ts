@@ -1,11 +1,12 @@
 // One synthetic training step (forward, backward, optimizer update) of a model, used by
 // the benchmarks: random inputs and labels of the model's shapes, softmax cross entropy
-// (per pixel for segmentation models), SGD with Nesterov momentum.
+// (per pixel for segmentation models), SGD with Nesterov momentum. Each call waits for the
+// result with an async read, which every backend allows (a GPU backend's sync read may not).
 import * as tf from '../tf';
 
 export interface StepHarness {
-  step: () => void;
-  predict: () => void;
+  step: () => Promise<void>;
+  predict: () => Promise<void>;
   dispose: () => void;
 }
 
@@ -17,14 +18,14 @@ export function trainingHarness(model: tf.LayersModel, batch: number, seed = 1):
   const labels = tf.tidy(() => tf.oneHot(tf.randomUniform([batch, ...outShape.slice(0, -1)], 0, numClasses, 'int32', seed), numClasses));
   const optimizer = tf.train.momentum(0.01, 0.9, true);
   return {
-    step: () => {
+    step: async () => {
       const loss = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, true);
-      loss?.dataSync();
+      await loss?.data();
       loss?.dispose();
     },
-    predict: () => {
+    predict: async () => {
       const y = model.predict(x) as tf.Tensor;
-      y.dataSync();
+      await y.data();
       y.dispose();
     },
     dispose: () => {

@@ -55,7 +55,7 @@ export async function readTfjsWeights(pathOrUrl: string, expected?: ExpectedDige
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const spec of specs) {
     const t = named[spec.name];
-    tensors.set(spec.name, { shape: [...t.shape], data: Float32Array.from(t.dataSync() as ArrayLike<number>) });
+    tensors.set(spec.name, { shape: [...t.shape], data: Float32Array.from((await t.data()) as ArrayLike<number>) });
   }
   tf.dispose(Object.values(named));
   return {

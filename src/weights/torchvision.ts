@@ -166,11 +166,11 @@ export async function loadTorchvisionSafetensors(
 // Export
 
 /** The model's weights under torchvision keys and layouts (no num_batches_tracked: PyTorch fills it in). */
-export function exportTorchvisionStateDict(model: tf.LayersModel): Map<string, FloatTensor> {
+export async function exportTorchvisionStateDict(model: tf.LayersModel): Promise<Map<string, FloatTensor>> {
   const out = new Map<string, FloatTensor>();
   for (const b of bindWeights(model)) {
-    // read() returns the variable itself and dataSync() may share its storage: copy.
-    const tfData = Float32Array.from(b.variable.read().dataSync() as Float32Array);
+    // read() returns the variable itself and data() may share its storage: copy.
+    const tfData = Float32Array.from((await b.variable.read().data()) as Float32Array);
     out.set(b.torchKey, { shape: b.torchShape, data: toTorchLayout(b, tfData) });
   }
   return out;
@@ -180,5 +180,5 @@ export function exportTorchvisionStateDict(model: tf.LayersModel): Map<string, F
 export async function saveTorchvisionSafetensors(
   model: tf.LayersModel, file: string, metadata: Record<string, string> = {},
 ): Promise<void> {
-  await writeSafetensors(file, exportTorchvisionStateDict(model), { metadata: { format: 'pt', ...metadata } });
+  await writeSafetensors(file, await exportTorchvisionStateDict(model), { metadata: { format: 'pt', ...metadata } });
 }
