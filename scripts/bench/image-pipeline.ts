@@ -72,14 +72,14 @@ async function pipelineImagesPerSecond(ds: ImageFolder, batch: number): Promise<
 const smallDenseNet = () => zoo.create('densenet121', { blockLayers: [1, 1, 1, 1], growthRate: 8, numClasses: 2, seed: 1 });
 
 /** ms per training step on one synthetic batch, with no decoding running beside it. */
-function baselineStepMs(batch: number, steps: number): number {
+async function baselineStepMs(batch: number, steps: number): Promise<number> {
   const model = smallDenseNet();
   const harness = trainingHarness(model, batch);
-  harness.step();
+  await harness.step();
   const times: number[] = [];
   for (let s = 0; s < steps; s++) {
     const t0 = performance.now();
-    harness.step();
+    await harness.step();
     times.push(performance.now() - t0);
   }
   harness.dispose();
@@ -138,7 +138,7 @@ async function main(): Promise<void> {
     console.log(`decode + resize 500x375 JPEG -> 224x224, one thread: js ${js.toFixed(1)} ms` +
       (sharp !== undefined ? `, sharp ${sharp.toFixed(1)} ms (${(js / sharp).toFixed(1)}x faster)` : ', sharp not installed'));
     const workers = defaultWorkerCount();
-    const baseline = baselineStepMs(batch, steps);
+    const baseline = await baselineStepMs(batch, steps);
     console.log(`training step alone (synthetic batch ${batch}, 224x224, ${backend.name}): ${baseline.toFixed(0)} ms, ${((batch / baseline) * 1000).toFixed(1)} images/s`);
     const decoders: DecoderName[] = hasSharp ? ['sharp', 'js'] : ['js'];
     for (const decoder of decoders) {

@@ -27,9 +27,9 @@ async function child(job: ModeJob): Promise<void> {
   const m = await measureJob(job);
   const model = zoo.create(job.zoo, { inputShape: job.input, memoryEfficient: job.mode === 'efficient' });
   const h = trainingHarness(model, job.batch);
-  h.predict();
+  await h.predict();
   const start = Date.now();
-  for (let i = 0; i < job.steps; i++) h.predict();
+  for (let i = 0; i < job.steps; i++) await h.predict();
   const inferMs = (Date.now() - start) / job.steps;
   const row: Row = {
     implementation: `densenet-zoo (${b.name}, tfjs ${tf.version_core})`, mode: job.mode, msPerStep: m.msPerStep,

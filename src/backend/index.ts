@@ -34,6 +34,7 @@ const torchCpu = () => require('./torch-cpu') as typeof import('./torch-cpu');
 const wasmGradientKernels = () => require('./wasm-kernels') as typeof import('./wasm-kernels');
 const wasmFusedKernels = () => require('./wasm-fused-kernels') as typeof import('./wasm-fused-kernels');
 const webgpu = () => require('./webgpu') as typeof import('./webgpu');
+const webgpuKernels = () => require('./webgpu-kernels') as typeof import('./webgpu-kernels');
 
 export type { TorchCpuInfo } from './torch-cpu';
 export type { WebGpuProbe } from './webgpu';
@@ -63,6 +64,7 @@ const candidates: readonly BackendCandidate[] = [
       installed: () => webgpu().webgpuPackagesInstalled(),
       register: (forced) => webgpu().registerWebGpuBackend({ allowSoftware: forced }),
     },
+    afterSet: () => webgpuKernels().registerWebGpuKernels(),
   },
   {
     name: 'tensorflow', tfjsName: 'tensorflow', description: 'libtensorflow on the CPU',
