@@ -4,7 +4,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'path';
 import * as tf from '../src/tf';
-import { init } from '../src/backend';
+import { init, webgpuProbe } from '../src/backend';
 import * as zoo from '../src/zoo';
 import { readSafetensors } from '../src/weights/safetensors';
 import { exportTorchvisionStateDict, loadTorchvisionSafetensors } from '../src/weights/torchvision';
@@ -26,8 +26,12 @@ before(async () => {
   cfg = await readTinyDensenetFixture();
 });
 
-for (const backend of ['cpu', 'wasm']) {
-  test(`zoo DenseNet on ${backend} gives torchvision's logits within 1e-4`, async () => {
+for (const backend of ['cpu', 'wasm', 'webgpu']) {
+  test(`zoo DenseNet on ${backend} gives torchvision's logits within 1e-4`, async (t) => {
+    if (backend === 'webgpu') {
+      const probe = await webgpuProbe();
+      if (!probe.adapter) return t.skip(`no WebGPU adapter here: ${probe.reason}`);
+    }
     await init(backend, { log: null });
     const model = build();
     const trainable = model.trainableWeights.reduce((n, w) => n + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);

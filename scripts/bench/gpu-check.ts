@@ -5,7 +5,7 @@
 // DenseNet-121 (batch 32, 224x224) and FC-DenseNet103 (batch 3, 224x224), naive and efficient:
 // training and inference images/s, the peak tensor bytes of a step (tf.profile) beside the
 // planner's prediction, and the GPU memory tfjs's buffer pool holds after it. --quick: small
-// sizes, for the software driver.
+// sizes and one timed step, for the software driver.
 import { Command } from 'commander';
 import * as tf from '../../src/tf';
 import { init, webgpuProbe } from '../../src/backend';
@@ -64,14 +64,14 @@ async function stepMismatch(memoryEfficient: boolean): Promise<number> {
   }));
 }
 
-async function measureCase(c: Case, memoryEfficient: boolean): Promise<string[]> {
+async function measureCase(c: Case, memoryEfficient: boolean, steps: number): Promise<string[]> {
   const mode = memoryEfficient ? 'efficient' : 'naive';
   const options = { inputShape: c.input };
   const plan = await planMemory(c.name, { batch: c.batch, budgetBytes: 80e9, inputShape: c.input });
   await init('webgpu', { log: null });
   const peak = await measurePeak(zooFactory(c.name, options), memoryEfficient, c.batch);
   const gpuHeld = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU ?? NaN;
-  const speed = await benchSpeed(c.name, { ...options, batch: c.batch, steps: 3, memoryEfficient });
+  const speed = await benchSpeed(c.name, { ...options, batch: c.batch, steps, memoryEfficient });
   const planned = plan[mode].peakBytes;
   return [c.name, `${c.input.join('x')}`, String(c.batch), mode, (speed.trainImagesPerSec ?? NaN).toFixed(1), speed.inferenceImagesPerSec.toFixed(1),
     (peak.peakBytes / MB).toFixed(1), (planned / MB).toFixed(1), `${((100 * (planned - peak.peakBytes)) / peak.peakBytes).toFixed(1)}%`, (gpuHeld / MB).toFixed(1)];
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   for (const c of opts.quick ? QUICK : FULL) {
     for (const memoryEfficient of [false, true]) {
       try {
-        console.log(`| ${(await measureCase(c, memoryEfficient)).join(' | ')} |`);
+        console.log(`| ${(await measureCase(c, memoryEfficient, opts.quick ? 1 : 3)).join(' | ')} |`);
       } catch (err) {
         console.log(`| ${c.name} | ${c.input.join('x')} | ${c.batch} | ${memoryEfficient ? 'efficient' : 'naive'} | failed: ${(err as Error).message.split('\n')[0]} |`);
       }
