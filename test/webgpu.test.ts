@@ -86,3 +86,16 @@ test('the train CLI on webgpu trains, evaluates and writes its checkpoint', asyn
   const metrics = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss?: number });
   assert.ok(metrics.some((m) => Number.isFinite(m.loss)));
 });
+
+test('a viz helper given a webgpu tensor says how to pass its values; given them, it draws', async (t) => {
+  if (!(await adapterOrSkip(t))) return;
+  await init('webgpu', { log: null });
+  const { featureMapGrid } = await import('../src/viz/images');
+  // A kernel's output lives on the GPU only (a tensor made from values still has them on the CPU, and
+  // tfjs-webgpu runs ops on small tensors on the CPU).
+  const maps = tf.tidy(() => tf.mul(tf.randomNormal([64, 48, 4], 0, 1, 'float32', 4), 2));
+  assert.throws(() => featureMapGrid(maps), /featureMapGrid: the webgpu backend cannot read a tensor synchronously .*data: await tensor\.data\(\)/);
+  const raster = featureMapGrid({ data: await maps.data(), height: 64, width: 48, channels: 4 });
+  assert.ok(raster.width > 0 && raster.height > 0);
+  maps.dispose();
+});

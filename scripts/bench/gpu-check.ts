@@ -64,6 +64,12 @@ async function stepMismatch(memoryEfficient: boolean): Promise<number> {
   }));
 }
 
+/** Percent, with no '-0.0' for a difference of a few bytes. */
+function plannerError(planned: number, measured: number): string {
+  const pct = (100 * (planned - measured)) / measured;
+  return (Math.abs(pct) < 0.05 ? 0 : pct).toFixed(1);
+}
+
 async function measureCase(c: Case, memoryEfficient: boolean, steps: number): Promise<string[]> {
   const mode = memoryEfficient ? 'efficient' : 'naive';
   const options = { inputShape: c.input };
@@ -74,7 +80,7 @@ async function measureCase(c: Case, memoryEfficient: boolean, steps: number): Pr
   const speed = await benchSpeed(c.name, { ...options, batch: c.batch, steps, memoryEfficient });
   const planned = plan[mode].peakBytes;
   return [c.name, `${c.input.join('x')}`, String(c.batch), mode, (speed.trainImagesPerSec ?? NaN).toFixed(1), speed.inferenceImagesPerSec.toFixed(1),
-    (peak.peakBytes / MB).toFixed(1), (planned / MB).toFixed(1), `${((100 * (planned - peak.peakBytes)) / peak.peakBytes).toFixed(1)}%`, (gpuHeld / MB).toFixed(1)];
+    (peak.peakBytes / MB).toFixed(1), (planned / MB).toFixed(1), `${plannerError(planned, peak.peakBytes)}%`, (gpuHeld / MB).toFixed(1)];
 }
 
 async function main(): Promise<void> {

@@ -30,6 +30,16 @@ interface Hwc {
   channels: number;
 }
 
+/** A tensor's values now; a GPU backend may refuse (webgpu has no sync read): then say what to pass instead. */
+function readSync(t: tf.Tensor, what: string): ArrayLike<number> {
+  try {
+    return t.dataSync();
+  } catch (err) {
+    throw new Error(`${what}: the ${tf.getBackend()} backend cannot read a tensor synchronously (${(err as Error).message}); ` +
+      'pass its values instead: { data: await tensor.data(), height, width, channels }');
+  }
+}
+
 /** Shape-checks an input and reads tensor data synchronously. */
 export function toHwc(input: ArrayOrTensor, what: string): Hwc {
   if (input instanceof tf.Tensor) {
@@ -41,7 +51,7 @@ export function toHwc(input: ArrayOrTensor, what: string): Hwc {
     else {
       throw new Error(`${what}: expected a tensor shaped [h, w], [h, w, c] or [1, h, w, c], got [${shape.join(', ')}]`);
     }
-    return { data: input.dataSync(), height: dims[0], width: dims[1], channels: dims[2] };
+    return { data: readSync(input, what), height: dims[0], width: dims[1], channels: dims[2] };
   }
   if (input == null || typeof input !== 'object' || input.data == null) {
     throw new Error(`${what}: expected { data, height, width, channels? } or a tf.Tensor, got ${describe(input)}`);
