@@ -10,8 +10,7 @@ import { PACKAGE_ROOT } from '../package-root';
 import * as tf from '../tf';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import {
-  BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, BnReluGradAttrs, accumulators, checkChannelInputs, concatShape, lastAxis, splitSegments,
-  xPieces,
+  BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, bnReluGradInputs, checkChannelInputs, concatShape, lastAxis, xPieces,
 } from '../core/fused-kernels';
 
 export const TORCH_CPU = 'torch-cpu';
@@ -696,13 +695,8 @@ function bnReluKernel(args: KernelArgs): tf.TensorInfo {
 /** BN_RELU_GRAD: [dx splits (plus their accumulators), dGamma, dBeta] of relu(BN_train(x)); the mask is recomputed from x. */
 function bnReluGradKernel(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as TorchCpuBackend;
-  const inputs = args.inputs as Record<string, tf.TensorInfo>;
-  const { dr, gamma, beta, mean, invStd } = inputs;
-  const pieces = xPieces(inputs, BN_RELU_GRAD);
-  const c = checkChannelInputs(BN_RELU_GRAD, pieces, { gamma, beta, mean, invStd }, dr);
-  const segments = splitSegments(pieces, (args.attrs as BnReluGradAttrs | undefined)?.splits, BN_RELU_GRAD);
-  const accs = accumulators(inputs, pieces, segments, BN_RELU_GRAD);
-  const lead = pieces[0].shape.slice(0, -1);
+  const { pieces, dr, gamma, beta, mean, invStd, channels: c, segments, accs, lead } =
+    bnReluGradInputs(args.inputs as Record<string, tf.TensorInfo>, args.attrs);
   const dxs = segments.map((s) => backend.floats(size(lead) * s.width));
   const dGamma = new Float32Array(c);
   const dBeta = new Float32Array(c);

@@ -10,8 +10,7 @@
 // so one shader serves every layer with the same number of pieces.
 import * as tf from '../tf';
 import {
-  BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, BnReluGradAttrs, accumulators, checkChannelInputs, concatShape, lastAxis, splitSegments,
-  xPieces,
+  BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, bnReluGradInputs, checkChannelInputs, concatShape, lastAxis, xPieces,
 } from '../core/fused-kernels';
 import { DROPOUT_MASK, checkDropoutRate } from '../core/dropout-mask';
 import { WEBGPU } from './webgpu';
@@ -132,14 +131,9 @@ function foldParams(b: WebGpuBackendLike, gamma: Info, beta: Info, mean: Info, i
 
 function bnReluGradKernel({ inputs, backend, attrs }: { inputs: InputMap; backend: unknown; attrs?: unknown }): Info[] {
   const b = backend as WebGpuBackendLike;
-  const pieces = xPieces(inputs, BN_RELU_GRAD);
-  const { dr, gamma, beta, mean, invStd } = inputs;
-  const channels = checkChannelInputs(BN_RELU_GRAD, pieces, { gamma, beta, mean, invStd }, dr);
-  const segments = splitSegments(pieces, (attrs as BnReluGradAttrs | undefined)?.splits, BN_RELU_GRAD);
-  const accs = accumulators(inputs, pieces, segments, BN_RELU_GRAD);
-  const lead = pieces[0].shape.slice(0, -1);
+  const { pieces, dr, gamma, beta, mean, invStd, channels, segments, accs, lead } = bnReluGradInputs(inputs, attrs);
   const rows = tf.util.sizeFromShape(lead);
-  const params = foldParams(b, gamma!, beta!, mean!, invStd!, channels);
+  const params = foldParams(b, gamma, beta, mean, invStd, channels);
 
   // Per channel, over the rows where the ReLU passed: sum(dr) and sum(dr * x). One workgroup per channel.
   const sums = b.makeTensorInfo([2, channels], 'float32');
@@ -174,7 +168,7 @@ function bnReluGradKernel({ inputs, backend, attrs }: { inputs: InputMap; backen
         result[uniforms.channels + k] = partDyX[0];
       }
     }`, true);
-    b.runWebGPUProgram(p, [...group, dr!, params], 'float32', [i32s(rows), i32s(channels), i32s(start), ...group.map((g) => i32s(lastAxis(g)))], sums);
+    b.runWebGPUProgram(p, [...group, dr, params], 'float32', [i32s(rows), i32s(channels), i32s(start), ...group.map((g) => i32s(lastAxis(g)))], sums);
     start += width;
   }
 
@@ -186,7 +180,7 @@ function bnReluGradKernel({ inputs, backend, attrs }: { inputs: InputMap; backen
       if (index >= uniforms.channels) { return; }
       let n = uniforms.channels;
       ${code}
-    }`), names.map((name) => ({ params, sums, mean: mean!, invStd: invStd! })[name]!), 'float32', [i32s(channels), i32s(rows)]);
+    }`), names.map((name) => ({ params, sums, mean, invStd })[name]!), 'float32', [i32s(channels), i32s(rows)]);
   const dGammaOf = 'let dGamma = invStd[index] * (sums[n + index] - mean[index] * sums[index]);';
   const dGamma = perChannel('bn_relu_grad_gamma', ['sums', 'mean', 'invStd'], channels, `${dGammaOf}
       result[index] = dGamma;`);
@@ -214,7 +208,7 @@ function bnReluGradKernel({ inputs, backend, attrs }: { inputs: InputMap; backen
       let v = dy * coef[k] + xv * coef[n + k] + coef[2 * n + k];
       result[index] = ${acc ? 'acc[index] + v' : 'v'};
     }`);
-    return b.runWebGPUProgram(p, [pieces[s.piece], dr!, params, coef, ...(acc ? [acc] : [])], 'float32',
+    return b.runWebGPUProgram(p, [pieces[s.piece], dr, params, coef, ...(acc ? [acc] : [])], 'float32',
       [i32s(rows), i32s(channels), i32s(s.width), i32s(lastAxis(pieces[s.piece])), i32s(s.offset), i32s(s.channel)]);
   });
   for (const t of [params, sums, coef]) b.disposeData(t.dataId);

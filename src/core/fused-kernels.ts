@@ -120,6 +120,16 @@ export function checkChannelInputs(kernel: string, pieces: Info[], vectors: Inpu
   return channels;
 }
 
+/** The inputs of a BN_RELU_GRAD call, checked: the x pieces, dr and the BatchNorm vectors, the splits and their accumulators. */
+export function bnReluGradInputs(inputs: InputMap, attrs: unknown) {
+  const pieces = xPieces(inputs, BN_RELU_GRAD);
+  const { dr, gamma, beta, mean, invStd } = inputs;
+  const channels = checkChannelInputs(BN_RELU_GRAD, pieces, { gamma, beta, mean, invStd }, dr);
+  const segments = splitSegments(pieces, (attrs as BnReluGradAttrs | undefined)?.splits, BN_RELU_GRAD);
+  const accs = accumulators(inputs, pieces, segments, BN_RELU_GRAD);
+  return { pieces, dr: dr!, gamma: gamma!, beta: beta!, mean: mean!, invStd: invStd!, channels, segments, accs, lead: pieces[0].shape.slice(0, -1) };
+}
+
 /** How a backend exposes tensor memory to JS. */
 interface MemoryAccess {
   /** Allocates every output before any view is taken (a heap that grows would detach earlier views). */
@@ -170,19 +180,13 @@ function bnReluKernel(access: (backend: unknown) => MemoryAccess): tf.KernelFunc
 function bnReluGradKernel(access: (backend: unknown) => MemoryAccess): tf.KernelFunc {
   return ({ inputs, backend, attrs }) => {
     const m = access(backend);
-    const named = inputs as InputMap;
-    const pieces = xPieces(named, BN_RELU_GRAD);
-    const { dr, gamma, beta, mean, invStd } = named;
-    const channels = checkChannelInputs(BN_RELU_GRAD, pieces, { gamma, beta, mean, invStd }, dr);
-    const segments = splitSegments(pieces, (attrs as BnReluGradAttrs | undefined)?.splits, BN_RELU_GRAD);
-    const accs = accumulators(named, pieces, segments, BN_RELU_GRAD);
-    const lead = pieces[0].shape.slice(0, -1);
+    const { pieces, dr, gamma, beta, mean, invStd, channels, segments, accs, lead } = bnReluGradInputs(inputs as InputMap, attrs);
     const outs = m.alloc([...segments.map((s) => [...lead, s.width]), [channels], [channels]]);
-    const dv = m.view(dr!);
-    const gv = m.view(gamma!);
-    const bv = m.view(beta!);
-    const mv = m.view(mean!);
-    const iv = m.view(invStd!);
+    const dv = m.view(dr);
+    const gv = m.view(gamma);
+    const bv = m.view(beta);
+    const mv = m.view(mean);
+    const iv = m.view(invStd);
     const scale = new Float64Array(channels);
     const shift = new Float64Array(channels);
     for (let c = 0; c < channels; c++) {
