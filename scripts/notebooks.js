@@ -251,12 +251,14 @@ async function checkPagesInBrowser(files, options = {}) {
       const report = await page.evaluate(() => {
         const charts = Array.from(document.querySelectorAll('div.dnz-plotly'));
         const imgs = Array.from(document.querySelectorAll('img')).filter((i) => (i.getAttribute('src') || '').startsWith('data:image/png'));
+        // Scatter and bar traces draw as g.trace; a heatmap draws its cells as an image in g.hm.
+        const drawn = (d) => d.querySelector('svg.main-svg') && d.querySelectorAll('g.trace, g.hm image').length > 0;
         return {
           charts: charts.length,
-          chartsDrawn: charts.filter((d) => d.querySelector('svg.main-svg') && d.querySelectorAll('g.trace').length > 0).length,
+          chartsDrawn: charts.filter(drawn).length,
           chartProblems: charts
-            .filter((d) => !d.querySelector('svg.main-svg'))
-            .map((d) => `${d.id}: ${(d.textContent || 'empty').slice(0, 120)}`),
+            .filter((d) => !drawn(d))
+            .map((d) => `${d.id}: ${d.querySelector('svg.main-svg') ? 'axes but no traces' : (d.textContent || 'empty').slice(0, 120)}`),
           images: imgs.length,
           imagesDecoded: imgs.filter((i) => i.complete && i.naturalWidth > 0 && i.naturalHeight > 0).length,
           requirejs: typeof window.requirejs === 'function',

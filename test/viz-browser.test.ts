@@ -80,6 +80,8 @@ test('Plotly charts draw offline in Chromium, with and without require.js on the
       amd: page.replace('<head>', `<head>\n<script src="file://${REQUIRE_JS}"></script>`),
       classic: frontEndPage('classic', [plotlyLibraryScript(), figureHtml(figs[0]), '<p>text between</p>', figureHtml(figs[1])]),
       lab: frontEndPage('lab', [plotlyLibraryScript(), figureHtml(figs[0]), figureHtml(figs[1])]),
+      // A heatmap draws its cells as an image, with no g.trace: the checker must still count it drawn.
+      heatmap: standaloneHtml([{ data: [{ type: 'heatmap', z: [[0, 1], [1, 0]] }], layout: { title: { text: 'heatmap' } } }], 'plain'),
       // Without the library the checker must see undrawn charts.
       missing: `<!DOCTYPE html><html><body>${figureHtml(figs[0])}</body></html>`,
     };
@@ -102,6 +104,8 @@ test('Plotly charts draw offline in Chromium, with and without require.js on the
       assert.equal(byName[name].requirejs, true, `${name} page loads require.js`);
       assert.equal(byName[name].plotlyAmd, true, `${name}: require(['plotly']) gives window.Plotly`);
     }
+    assert.deepEqual(checker.browserProblems(byName.heatmap), []);
+    assert.equal(byName.heatmap.chartsDrawn, 1);
     assert.equal(byName.missing.chartsDrawn, 0);
     assert.match(checker.browserProblems(byName.missing).join('\n'), /1 of 1 Plotly charts did not draw: .*plotly\.js is not loaded/);
   } finally {
