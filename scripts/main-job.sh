@@ -9,7 +9,9 @@
 # 3 blocks of 2 bottleneck layers, 44k parameters), EPOCHS (default: about three minutes of
 # training: one epoch on a native backend (torch-cpu, tensorflow), 0.35 of an epoch (21,000
 # images) on the single-threaded WebAssembly one), BATCH (64), LR (0.1), AUGMENT (0: for a run
-# this short the papers' crop+flip costs accuracy; 1 turns it on), DENSENET_BACKEND (default: the
+# this short the papers' crop+flip costs accuracy; 1 turns it on), DROP (dropout rate, 0: the
+# paper's 0.2 after every conv, its rule for training without augmentation, costs this one-epoch
+# run accuracy), DENSENET_BACKEND (default: the
 # fastest installed; as root on Debian/Ubuntu, libtorch is installed for it). The recipe is the paper's CIFAR one (SGD, Nesterov 0.9, weight decay
 # 1e-4) with a cosine schedule over the short run.
 # Run it again after Ctrl-C and it continues from the checkpoint; after a finished run it only
@@ -23,6 +25,7 @@ DEPTH=${DEPTH:-16}
 GROWTH=${GROWTH:-12}
 EPOCHS=${EPOCHS:-}
 AUGMENT=${AUGMENT:-0}
+DROP=${DROP:-0}
 BATCH=${BATCH:-64}
 LR=${LR:-0.1}
 MODEL=densenet-bc-100-k12
@@ -102,7 +105,7 @@ if [ -e "$OUT/last/checkpoint.json" ] || [ -e "$OUT/last.old/checkpoint.json" ];
 fi
 TRAIN=("${CLI[@]}" train "$MODEL" --depth "$DEPTH" --growth "$GROWTH" --dataset fashion-mnist --data "$DATA"
   --recipe densenet-cifar --schedule cosine --epochs "$EPOCHS" --batch "$BATCH" --lr "$LR" --eval-every 100
-  --eval-limit 1000 --log-every 20 --out "$OUT")
+  --eval-limit 1000 --log-every 20 --drop-rate "$DROP" --out "$OUT")
 [ "$AUGMENT" = 1 ] || TRAIN+=(--no-augment)
 "${TRAIN[@]}" "${RESUME[@]}"
 
