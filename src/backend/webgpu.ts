@@ -27,6 +27,8 @@ export interface WebGpuAdapter {
 
 export interface WebGpuProbe {
   adapter: WebGpuAdapter | null;
+  /** Whether the backend may run on it: a hardware adapter, or a software one when that was allowed. */
+  usable: boolean;
   /** Why the backend is or is not usable here, in one line. */
   reason: string;
 }
@@ -108,20 +110,20 @@ export function webgpuDescription(): string {
 }
 
 async function probe(options: { allowSoftware: boolean }): Promise<WebGpuProbe> {
-  if (!webgpuPackagesInstalled()) return { adapter: null, reason: `not installed: ${WEBGPU_INSTALL}` };
+  if (!webgpuPackagesInstalled()) return { adapter: null, usable: false, reason: `not installed: ${WEBGPU_INSTALL}` };
   let raw: RawAdapter | null;
   try {
     raw = await (await dawnGpu()).requestAdapter({ powerPreference: 'high-performance' });
   } catch (err) {
-    return { adapter: null, reason: `Dawn failed to start: ${(err as Error).message}` };
+    return { adapter: null, usable: false, reason: `Dawn failed to start: ${(err as Error).message}` };
   }
-  if (!raw) return { adapter: null, reason: 'Dawn found no GPU adapter (no Vulkan/Metal/D3D12 driver that Dawn supports)' };
+  if (!raw) return { adapter: null, usable: false, reason: 'Dawn found no GPU adapter (no Vulkan/Metal/D3D12 driver that Dawn supports)' };
   const adapter = describe(raw);
   const name = `${adapter.vendor} ${adapter.architecture} (${adapter.description})`.trim();
   if (adapter.software && !options.allowSoftware) {
-    return { adapter, reason: `only a software adapter, ${name}: slower than the CPU backends, used only with DENSENET_BACKEND=webgpu` };
+    return { adapter, usable: false, reason: `only a software adapter, ${name}: slower than the CPU backends, used only with DENSENET_BACKEND=webgpu` };
   }
-  return { adapter, reason: `${adapter.software ? 'software' : 'hardware'} adapter ${name}` };
+  return { adapter, usable: true, reason: `${adapter.software ? 'software' : 'hardware'} adapter ${name}` };
 }
 
 /**
@@ -130,7 +132,7 @@ async function probe(options: { allowSoftware: boolean }): Promise<WebGpuProbe> 
  */
 export async function registerWebGpuBackend(options: { allowSoftware: boolean }): Promise<WebGpuProbe & { registered: boolean }> {
   const probe = await probeWebGpu(options);
-  if (!probe.adapter || (probe.adapter.software && !options.allowSoftware)) return { ...probe, registered: false };
+  if (!probe.usable) return { ...probe, registered: false };
   const g = globalThis as { navigator?: { gpu?: unknown } };
   if (!g.navigator) g.navigator = {};
   if (!g.navigator.gpu) Object.defineProperty(g.navigator, 'gpu', { value: await dawnGpu(), configurable: true });
