@@ -18,6 +18,7 @@ const { spawnSync } = require('child_process');
 const ROOT = path.resolve(__dirname, '..');
 const NATIVE = path.join(ROOT, 'native');
 const ADDON = path.join(NATIVE, 'build', 'Release', 'torch_cpu.node');
+const C10D_ADDON = path.join(NATIVE, 'build', 'Release', 'densenet_c10d.node');
 const STAMP = path.join(NATIVE, 'build', 'densenet-stamp.json');
 const LOG = path.join(NATIVE, 'build-native.log');
 const PREFIX = 'densenet-zoo: torch-cpu backend';
@@ -49,6 +50,18 @@ function findLibtorch(env) {
     if (lib) return { include, lib, origin: `${include}, ${lib}` };
   }
   return 'libtorch not found (Debian/Ubuntu: apt-get install libtorch-dev; elsewhere: set LIBTORCH=<libtorch dir>)';
+}
+
+/**
+ * Whether the c10d communicator (data-parallel training) can be built: libtorch's c10d headers
+ * and Gloo's own (Debian/Ubuntu: apt-get install libgloo-dev), or a string saying what is missing.
+ */
+function findC10d(include) {
+  if (!exists(path.join(include, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupGloo.hpp'))) {
+    return 'this libtorch has no c10d headers';
+  }
+  const gloo = [include, '/usr/include', '/usr/local/include'].find((d) => exists(path.join(d, 'gloo', 'config.h')));
+  return gloo ? true : "Gloo's headers are missing (Debian/Ubuntu: apt-get install libgloo-dev)";
 }
 
 /** Official libtorch archives come with the old and the new C++ string ABI; match the library's. */
@@ -94,7 +107,8 @@ function fingerprint(config) {
 
 function upToDate(stamp) {
   try {
-    return exists(ADDON) && JSON.parse(fs.readFileSync(STAMP, 'utf8')).fingerprint === stamp;
+    const built = JSON.parse(fs.readFileSync(STAMP, 'utf8'));
+    return exists(ADDON) && (!built.c10d || exists(C10D_ADDON)) && built.fingerprint === stamp;
   } catch {
     return false;
   }
@@ -111,15 +125,18 @@ function main(env) {
   const gyp = findNodeGyp(env);
   if (!gyp) return `${PREFIX} not built: node-gyp not found (it ships with npm; or npm install -g node-gyp)`;
 
-  const config = { include: torch.include, lib: torch.lib, abi: cxx11Abi(torch.lib), nodeDir };
+  const c10d = findC10d(torch.include);
+  const config = { include: torch.include, lib: torch.lib, abi: cxx11Abi(torch.lib), nodeDir, c10d: c10d === true };
+  const c10dLine = c10d === true ? '; data-parallel communicator (c10d/Gloo) too' : `; data-parallel communicator not built: ${c10d}`;
   const stamp = fingerprint(config);
-  if (upToDate(stamp)) return `${PREFIX} is up to date (libtorch: ${torch.origin})`;
+  if (upToDate(stamp)) return `${PREFIX} is up to date (libtorch: ${torch.origin})${c10dLine}`;
 
   const buildEnv = {
     ...env,
     TORCH_CPU_INCLUDE: config.include,
     TORCH_CPU_LIB: config.lib,
     TORCH_CPU_CXX11_ABI: config.abi,
+    TORCH_C10D: config.c10d ? '1' : '0',
   };
   const args = [gyp, 'rebuild', `--nodedir=${nodeDir}`, '--jobs=max'];
   const verbose = env.DENSENET_NATIVE_VERBOSE === '1';
@@ -128,13 +145,13 @@ function main(env) {
     cwd: NATIVE, env: buildEnv, encoding: 'utf8', stdio: verbose ? 'inherit' : 'pipe', maxBuffer: 64 << 20,
   });
   if (!verbose) fs.writeFileSync(LOG, `${run.stdout || ''}${run.stderr || ''}`);
-  if (run.status !== 0 || !exists(ADDON)) {
+  if (run.status !== 0 || !exists(ADDON) || (config.c10d && !exists(C10D_ADDON))) {
     const why = run.error ? run.error.message : `node-gyp exited with ${run.status}`;
     return `${PREFIX} not built: the build failed (${why}; see ${verbose ? 'the output above' : LOG}); using the default backends`;
   }
   fs.writeFileSync(STAMP, JSON.stringify({ fingerprint: stamp, ...config }, null, 2));
   const seconds = ((Date.now() - started) / 1000).toFixed(0);
-  return `${PREFIX} built in ${seconds} s against libtorch at ${torch.origin}`;
+  return `${PREFIX} built in ${seconds} s against libtorch at ${torch.origin}${c10dLine}`;
 }
 
 if (require.main === module) {
@@ -148,4 +165,4 @@ if (require.main === module) {
   process.exitCode = 0;
 }
 
-module.exports = { findLibtorch, findNodeGyp, findNodeDir, main };
+module.exports = { findC10d, findLibtorch, findNodeGyp, findNodeDir, main };

@@ -19,7 +19,7 @@ const FLOORS: string[][] = [
   ['backend'],
   ['layers'],
   ['models'],
-  ['weights', 'data', 'viz'],
+  ['weights', 'data', 'viz', 'distributed'],
   ['inference'],
   ['zoo'],
   ['measure', 'train'],

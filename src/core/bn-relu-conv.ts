@@ -25,8 +25,42 @@ export interface ChannelStats {
 
 const SPATIAL_AXES = [0, 1, 2];
 
+/**
+ * Combines per-process batch statistics into those of the whole global batch (synchronised
+ * BatchNorm across data-parallel ranks). Every rank calls it in the same order, inside the
+ * training step only; it may read tensors synchronously, so it is used on CPU backends.
+ */
+export interface BatchStatsReducer {
+  /** The global batch's moments from this rank's, over `count` values per channel here. */
+  moments(local: Moments, count: number): Moments;
+  /** Global per-channel sums of dy and dy * x, and the global count, from this rank's. */
+  gradientSums(sumDy: tf.Tensor1D, sumDyX: tf.Tensor1D, count: number): { sumDy: tf.Tensor1D; sumDyX: tf.Tensor1D; count: number };
+}
+
+let reducer: BatchStatsReducer | undefined;
+
+/** Runs `fn` (a training step) with BatchNorm statistics reduced across ranks by `r`. */
+export function withBatchStatsReducer<T>(r: BatchStatsReducer | undefined, fn: () => T): T {
+  const previous = reducer;
+  reducer = r;
+  try {
+    return fn();
+  } finally {
+    reducer = previous;
+  }
+}
+
 /** Batch mean and variance over N, H, W; variance is the biased one, as tfjs-layers' BatchNormalization uses. */
 export function batchMoments(x: tf.Tensor4D): Moments {
+  const local = localMoments(x);
+  if (!reducer) return local;
+  const [n, h, w] = x.shape;
+  const global = reducer.moments(local, n * h * w);
+  tf.dispose([local.mean, local.variance]);
+  return global;
+}
+
+function localMoments(x: tf.Tensor4D): Moments {
   if (hasKernel(BATCH_MOMENTS)) {
     const [mean, variance] = tf.engine().runKernel(BATCH_MOMENTS, { x }) as tf.Tensor1D[];
     return { mean, variance };
@@ -100,21 +134,27 @@ export function batchNormBackward(
   stats: ChannelStats,
 ): { dx: tf.Tensor4D; dGamma: tf.Tensor1D; dBeta: tf.Tensor1D } {
   const [n, h, w] = x.shape;
-  const count = n * h * w;
   const sumDy = tf.sum(dy, SPATIAL_AXES) as tf.Tensor1D;
   const dyX = tf.mul(dy, x);
   const sumDyX = tf.sum(dyX, SPATIAL_AXES) as tf.Tensor1D;
   dyX.dispose();
-  const { dGamma, scale, a, c } = tf.tidy(() => {
-    // dGamma = sum(dy * xhat) with xhat = (x - mean) * invStd, expanded so xhat is never built.
-    const dGamma = tf.mul(stats.invStd, tf.sub(sumDyX, tf.mul(stats.mean, sumDy))) as tf.Tensor1D;
+  // dGamma = sum(dy * xhat) with xhat = (x - mean) * invStd, expanded so xhat is never built.
+  const gammaGrad = (sDy: tf.Tensor1D, sDyX: tf.Tensor1D) => tf.mul(stats.invStd, tf.sub(sDyX, tf.mul(stats.mean, sDy))) as tf.Tensor1D;
+  const dGamma = tf.tidy(() => gammaGrad(sumDy, sumDyX));
+  // Synchronised BatchNorm: the weights' gradients stay this rank's, dx takes the global batch's sums.
+  const global = reducer?.gradientSums(sumDy, sumDyX, n * h * w);
+  const { scale, a, c } = tf.tidy(() => {
+    const count = global?.count ?? n * h * w;
+    const batchSumDy = global?.sumDy ?? sumDy;
+    const batchDGamma = global ? gammaGrad(global.sumDy, global.sumDyX) : dGamma;
     const scale = tf.mul(bn.gamma, stats.invStd);
     // dx = scale * (dy - sumDy/M - xhat * dGamma/M) = scale*dy + a*x + c
-    const gOverM = tf.div(tf.mul(dGamma, stats.invStd), count);
+    const gOverM = tf.div(tf.mul(batchDGamma, stats.invStd), count);
     const a = tf.neg(tf.mul(scale, gOverM));
-    const c = tf.mul(scale, tf.sub(tf.mul(stats.mean, gOverM), tf.div(sumDy, count)));
-    return { dGamma, scale, a, c };
+    const c = tf.mul(scale, tf.sub(tf.mul(stats.mean, gOverM), tf.div(batchSumDy, count)));
+    return { scale, a, c };
   });
+  if (global) tf.dispose([global.sumDy, global.sumDyX]);
   const scaled = tf.mul(dy, scale);
   const shifted = tf.mul(x, a);
   const sum = tf.add(scaled, shifted);
@@ -177,8 +217,9 @@ export function unitBackward(
   options: { releaseActivation?: boolean; target?: InputGradTarget } = {},
 ): { dxs: tf.Tensor4D[]; weightGrads: tf.Tensor[] } {
   const c = convBackward(r, w.conv, dOut);
-  // The fused kernel needs only x; the fallback still reads r for the ReLU mask.
-  const fused = hasFusedKernels();
+  // The fused kernel needs only x; the fallback still reads r for the ReLU mask. The fused
+  // kernel sums the BN gradient itself, so synchronised BatchNorm takes the composite path.
+  const fused = hasFusedKernels() && !reducer;
   if (options.releaseActivation && fused) r.dispose();
   const b = fused
     ? fusedBnReluBackward(x, c.dx, w.bn, stats, options.target)

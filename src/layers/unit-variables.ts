@@ -71,7 +71,7 @@ export function inferenceMoments(u: UnitVariables, input: tf.Tensor4D | tf.Tenso
 }
 
 /** moving = momentum * moving + (1 - momentum) * batch; called once per training forward, never on recomputation. */
-export function updateMovingStats(u: UnitVariables, mean: tf.Tensor1D, variance: tf.Tensor1D, momentum: number): void {
+export function updateMovingStats(u: Pick<UnitVariables, 'movingMean' | 'movingVariance'>, mean: tf.Tensor1D, variance: tf.Tensor1D, momentum: number): void {
   tf.tidy(() => {
     u.movingMean.write(tf.add(tf.mul(u.movingMean.read(), momentum), tf.mul(mean, 1 - momentum)));
     u.movingVariance.write(tf.add(tf.mul(u.movingVariance.read(), momentum), tf.mul(variance, 1 - momentum)));

@@ -1,6 +1,7 @@
 // Pieces shared by the DenseNet and FC-DenseNet builders.
 import * as tf from '../tf';
 import { DenseBlock, DenseBlockArgs } from '../layers/dense-block';
+import { BatchNorm } from '../layers/batch-norm';
 import { BATCH_NORM_DEFAULTS } from '../layers/unit-variables';
 import type { InferenceStats } from '../layers/unit-variables';
 
@@ -26,7 +27,7 @@ export function concat(name: string, parts: tf.SymbolicTensor[]): tf.SymbolicTen
 }
 
 export function batchNorm(name: string): tf.layers.Layer {
-  return tf.layers.batchNormalization({ name, axis: -1, ...BATCH_NORM_DEFAULTS });
+  return new BatchNorm({ name, ...BATCH_NORM_DEFAULTS });
 }
 
 export function relu(name: string): tf.layers.Layer {

@@ -32,6 +32,8 @@ import { peakRssBytes } from '../process-memory';
 import { DataFingerprint, describeDataChange, fingerprintData } from './data-fingerprint';
 import { lockRunFolder } from './run-lock';
 import type { ConfigChange } from './checkpoint';
+import type { DataParallel } from '../distributed/data-parallel';
+import { withBatchStatsReducer } from '../core/bn-relu-conv';
 
 /** The random stream of the trainer's own draws (dropout), apart from the data's and the initial weights'. */
 const DROPOUT_STREAM = 0x64726f70;
@@ -63,6 +65,11 @@ export interface TrainOptions {
   stop?: StopSignal;
   /** Backend name, for the summary record. */
   backend?: string;
+  /**
+   * Data-parallel training: this process is one rank of several. Rank 0 alone reads the resume
+   * checkpoint, logs, evaluates and writes checkpoints; every rank gets its weights and position.
+   */
+  parallel?: DataParallel;
 }
 
 export interface TrainResult {
@@ -153,7 +160,8 @@ export class Trainer {
   private readonly optimizer: Optimizer;
   private readonly evalModels: ModelForShape;
   private readonly plan: Plan;
-  private readonly log: MetricsLog;
+  /** The run folder's metrics log; other ranks than 0 write none. */
+  private readonly log?: MetricsLog;
   private readonly reporter: Reporter;
   private readonly stop: StopSignal;
   private rng: Rng;
@@ -187,10 +195,21 @@ export class Trainer {
     }
     this.optimizer = new Optimizer(opts.config, fineTuningParams(this.model, head, opts.config));
     this.evalModels = zoo.modelsBySize(this.model);
-    this.log = new MetricsLog(path.join(opts.out, METRICS_FILE));
+    this.log = this.isLeader ? new MetricsLog(path.join(opts.out, METRICS_FILE)) : undefined;
     this.reporter = opts.reporter ?? defaultReporter();
     this.stop = opts.stop ?? { requested: false };
-    this.rng = Rng.from(opts.config.seed, DROPOUT_STREAM);
+    this.rng = this.dropoutStream(0);
+  }
+
+  /** Whether this process writes the run folder: always, but for ranks above 0 of a data-parallel run. */
+  private get isLeader(): boolean {
+    return this.opts.parallel?.isLeader ?? true;
+  }
+
+  /** Rank 0's dropout stream is the checkpointed one; the others draw their own, from the step they start at. */
+  private dropoutStream(step: number): Rng {
+    const rank = this.opts.parallel?.rank ?? 0;
+    return rank === 0 ? Rng.from(this.opts.config.seed, DROPOUT_STREAM) : Rng.from(this.opts.config.seed, DROPOUT_STREAM, rank, step);
   }
 
   /** Builds the model (and restores the checkpoint when resuming). */
@@ -198,14 +217,16 @@ export class Trainer {
     planRun(opts.dataset, opts.config); // reads the training split: bad data fails before anything is written
     const trainData = await fingerprintData(opts.dataset);
     if (opts.resume) checkSameData(opts.resume, opts.dataset, opts.config, trainData);
-    mkdirSync(opts.out, { recursive: true });
-    const unlock = lockRunFolder(opts.out);
+    const writer = opts.parallel?.isLeader ?? true;
+    if (writer) mkdirSync(opts.out, { recursive: true });
+    const unlock = writer ? lockRunFolder(opts.out) : () => {};
     let t: Trainer | undefined;
     try {
-      await removeStaleTemporaries(opts.out); // after the lock: another trainer's temporaries are not stale
+      if (writer) await removeStaleTemporaries(opts.out); // after the lock: another trainer's temporaries are not stale
       t = new Trainer(opts, trainData);
       t.unlock = unlock;
-      if (opts.resume) await t.restore(opts.resume);
+      if (opts.resume && writer) await t.restore(opts.resume);
+      if (opts.parallel) await t.syncWithLeader(opts.parallel);
     } catch (err) {
       if (t) t.dispose();
       else unlock();
@@ -231,6 +252,23 @@ export class Trainer {
     this.savedStep = state.position.step;
   }
 
+  /** Every rank starts from rank 0's weights, optimizer state and position (fresh or resumed). */
+  private async syncWithLeader(parallel: DataParallel): Promise<void> {
+    const leader = parallel.comm.fromLeader(parallel.isLeader
+      ? { position: this.position, best: this.best, lastEval: this.lastEval, previousSeconds: this.previousSeconds, data: this.trainData }
+      : undefined);
+    if (JSON.stringify(leader.data) !== JSON.stringify(this.trainData)) {
+      throw new Error(`rank ${parallel.rank} reads other training data than rank 0 (${describeDataChange(leader.data, this.trainData) ?? 'another fingerprint'}); ` +
+        'every rank must read the same data set');
+    }
+    Object.assign(this, { position: leader.position, best: leader.best, lastEval: leader.lastEval, previousSeconds: leader.previousSeconds });
+    await parallel.broadcastVariables(this.model.weights);
+    const slots = await this.optimizer.readSlots();
+    parallel.broadcastArrays([...slots.values()].map((v) => v.data));
+    this.optimizer.loadSlots(slots, 'rank 0');
+    if (!parallel.isLeader) this.rng = this.dropoutStream(this.position.step);
+  }
+
   get lastDir(): string {
     return path.join(this.opts.out, LAST);
   }
@@ -239,7 +277,7 @@ export class Trainer {
     const { config, dataset } = this.opts;
     const { stopStep } = this.plan;
     this.startedAt = Date.now();
-    this.log.truncateAfter(this.opts.resume ? this.position.step : -1);
+    this.log?.truncateAfter(this.opts.resume ? this.position.step : -1);
     this.reporter.note(`training ${zoo.describeSpec(this.spec)}${this.fineTuning()}, ${zoo.countTrainableParams(this.model).toLocaleString('en-US')} parameters, on ${dataset.name}: ${this.plan.stepsPerEpoch} steps per epoch, ` +
       `stopping at step ${stopStep} (${config.recipe} recipe, ${config.optimizer}, lr ${config.lr}, batch ${config.batchSize})` +
       (this.opts.resume ? `; resuming at step ${this.position.step}` : ''));
@@ -251,10 +289,8 @@ export class Trainer {
     this.reporter.start(this.position.step, stopStep);
     try {
       const status = await this.loop();
-      if (status === 'completed' && this.lastEval?.step !== this.position.step) await this.evaluateAndSave();
-      else if (!this.saved) await this.saveLast();
-      const result = this.result(status);
-      this.log.append({
+      const result = this.isLeader ? await this.finish(status) : this.result(status);
+      this.log?.append({
         type: 'summary', step: this.position.step, epoch: this.epochsDone(), status, params: zoo.countTrainableParams(this.model),
         trainSeconds: result.trainSeconds, peakRssBytes: result.peakRssBytes, backend: this.opts.backend ?? tf.getBackend(),
         lastEval: this.lastEval, best: this.best,
@@ -263,6 +299,12 @@ export class Trainer {
     } finally {
       this.reporter.stop();
     }
+  }
+
+  private async finish(status: TrainResult['status']): Promise<TrainResult> {
+    if (status === 'completed' && this.lastEval?.step !== this.position.step) await this.evaluateAndSave();
+    else if (!this.saved) await this.saveLast();
+    return this.result(status);
   }
 
   private async loop(): Promise<'completed' | 'interrupted'> {
@@ -303,17 +345,17 @@ export class Trainer {
         };
         this.reporter.step(report, logNow);
         if (logNow) {
-          this.log.append({
+          this.log?.append({
             type: 'train', step, epoch: this.epochsDone(), loss: report.loss, lr,
             metrics: { accuracy: report.accuracy }, imagesPerSecond: report.imagesPerSecond, steps: acc.steps,
           });
           Object.assign(acc, { loss: 0, correct: 0, counted: 0, steps: 0, images: 0, seconds: 0 });
         }
         const epochDone = this.position.batch >= stepsPerEpoch;
-        if (epochDone) {
-          this.position = { ...this.position, epoch: this.position.epoch + 1, batch: 0 };
-          await this.evaluateAndSave();
-        } else if (step === stopStep || (config.evalEvery && step % config.evalEvery === 0)) {
+        if (epochDone) this.position = { ...this.position, epoch: this.position.epoch + 1, batch: 0 };
+        if (!this.isLeader) {
+          // other ranks wait for rank 0's evaluations and checkpoints at the next collective
+        } else if (epochDone || step === stopStep || (config.evalEvery && step % config.evalEvery === 0)) {
           await this.evaluateAndSave(); // also where --max-steps or a fractional --epochs ends mid-epoch
         } else if ((config.checkpointEvery && step % config.checkpointEvery === 0) || this.stop.requested) {
           await this.saveLast();
@@ -357,26 +399,41 @@ export class Trainer {
     });
   }
 
-  private async trainStep(batch: Batch, lr: number): Promise<StepStats> {
+  private async trainStep(globalBatch: Batch, lr: number): Promise<StepStats> {
     const params = this.optimizer.params;
+    const parallel = this.opts.parallel;
+    const batch = parallel ? parallel.shard(globalBatch) : globalBatch;
     const { images, labels } = batchToTensors(batch);
     let logits: tf.Tensor | undefined;
     // A frozen backbone runs outside the gradient tape, in inference mode: its BatchNorm statistics stay as loaded.
     const features = this.backbone && tf.tidy(() => this.backbone!.features.apply(images, { training: false }) as tf.Tensor);
-    const { value, grads } = withSeededMathRandom(this.rng, () =>
+    // Data-parallel: each rank's loss is its share of the global batch's mean, so that the
+    // gradients summed over the ranks (and synchronised BatchNorm's sums) are the global batch's.
+    const { value, grads } = withSeededMathRandom(this.rng, () => withBatchStatsReducer(parallel?.batchStatsReducer(), () =>
       tf.variableGrads(() => {
         const out = (features ? this.backbone!.head.apply(features, { training: true }) : this.model.apply(images, { training: true })) as tf.Tensor;
         logits = tf.keep(out);
-        return this.lossOf(out, labels);
+        const loss = this.lossOf(out, labels);
+        return parallel ? tf.mul(loss, parallel.lossWeight) : loss;
       }, params.map((p) => p.variable)),
-    );
+    ));
     features?.dispose();
-    const ordered = params.map((p) => grads[p.variable.name] ?? tf.zerosLike(p.variable));
+    let ordered = params.map((p) => grads[p.variable.name] ?? tf.zerosLike(p.variable));
     const counts = this.accuracyCounts(logits!, labels);
+    const [[localLoss], [localCorrect, localCounted]] = await Promise.all([value.data(), counts.data()]);
+    tf.dispose([images, labels, logits!, value, counts]);
+    let [loss, correct, counted] = [localLoss, localCorrect, localCounted];
+    if (parallel) {
+      // One collective for the step: the gradients, the figures and whether any rank was asked to stop.
+      const figures = Float32Array.of(localLoss, localCorrect, localCounted, this.stop.requested ? 1 : 0);
+      ordered = await parallel.reduceGradients(ordered, figures);
+      [loss, correct, counted] = figures;
+      if (figures[3] > 0) this.stop.requested = true;
+    }
     // A NaN can hide from the loss (ReLU maps it to 0) and still poison the gradients: check both.
     const finite = tf.tidy(() => tf.all(tf.stack(ordered.map((g) => tf.all(tf.isFinite(g))))));
-    const [[loss], [correct, counted], [gradsOk]] = await Promise.all([value.data(), counts.data(), finite.data()]);
-    tf.dispose([images, labels, logits!, value, counts, finite]);
+    const [gradsOk] = await finite.data();
+    finite.dispose();
     try {
       if (!Number.isFinite(loss) || !gradsOk) throw this.nonFinite(loss, !gradsOk);
       this.optimizer.apply(ordered, lr);
@@ -434,7 +491,7 @@ export class Trainer {
     const epoch = this.epochsDone();
     const summary: EvalSummary = { step, epoch, split: result.split, loss: result.loss, metrics: result.metrics };
     this.lastEval = summary;
-    this.log.append({
+    this.log?.append({
       type: 'eval', step, epoch: this.epochsDone(), split: result.split, loss: result.loss, lr: learningRateAt(this.opts.config, this.plan, Math.max(0, step - 1)),
       metrics: result.metrics, count: result.count,
       ...(result.perClassIoU ? { perClassIoU: result.perClassIoU } : {}), confusion: result.confusion,
