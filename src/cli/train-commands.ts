@@ -17,10 +17,11 @@ import { evaluate, EvalResult } from '../train/evaluate';
 import { defaultRecipe, recipeDropRate, recipeInferenceStats, applyOverrides, ConfigOverrides, RECIPE_NAMES, resolveConfig, TrainConfig } from '../train/recipes';
 import { OPTIMIZER_NAMES, WEIGHT_DECAY_FORMS, WEIGHT_DECAY_SCOPES } from '../train/optimizers';
 import { SCHEDULE_NAMES } from '../train/schedules';
-import { defaultReporter, formatDuration, formatMetrics } from '../train/progress';
+import { defaultReporter, formatDuration, formatMetrics, silentReporter } from '../train/progress';
 import { writeRunReport } from '../train/report';
 import { LAST, StopSignal, train } from '../train/trainer';
 import { initBackend } from './zoo-commands';
+import { addParallelFlags, joinIfWorker, launchIfAsked, ParallelFlags, receiveRun, shareRun, stopWhenLauncherGoes } from './data-parallel';
 import {
   addArchitectureFlags, architectureOptions, ArchitectureFlags, bnStatsOption, parseFraction, parseInputShape, parseInteger, parseNonNegative, parsePositive, parsePositiveInt,
 } from './model-flags';
@@ -28,7 +29,7 @@ import {
 /** Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
 export const INTERRUPTED_EXIT_CODE = 130;
 
-interface TrainFlags extends ArchitectureFlags {
+interface TrainFlags extends ArchitectureFlags, ParallelFlags {
   dataset: string;
   data?: string;
   recipe?: string;
@@ -281,7 +282,7 @@ function installStopHandler(stop: StopSignal, out: string, note: (text: string) 
 }
 
 function registerTrain(program: Command): void {
-  addArchitectureFlags(program
+  addParallelFlags(addArchitectureFlags(program
     .command('train <name>')
     .description('train a zoo model on a dataset with one of the papers\' recipes (every flag overrides the recipe)')
     .addOption(new Option('--dataset <name>', 'dataset').choices(DATASET_NAMES as unknown as string[]).makeOptionMandatory())
@@ -323,22 +324,37 @@ function registerTrain(program: Command): void {
     .option('--mean <list>', 'normalisation mean per channel (pixels in 0..1), e.g. 0.485,0.456,0.406: overrides the weights\' and the dataset\'s', parseNumberList('--mean'))
     .option('--std <list>', 'normalisation std per channel, with --mean', parseNumberList('--std'))
     .option('--out <dir>', 'run folder for last/, best/ and metrics.jsonl (default runs/<name>-<dataset>)')
-    .option('--resume', 'continue the run in --out from its last checkpoint'))
+    .option('--resume', 'continue the run in --out from its last checkpoint')))
     .action(async (name: string, flags: TrainFlags, cmd: Command) => {
       zoo.info(name);
+      const launched = await launchIfAsked(flags, noteLine);
+      if (launched !== undefined) {
+        if (launched !== 0) throw new CommanderError(launched, 'commander.densenet.workers', 'a worker failed');
+        return;
+      }
       const out = flags.out ?? path.join('runs', `${name}-${flags.dataset}`);
       const typed = given(cmd, flags);
       const chosen = await initBackend(program);
-      const run = flags.resume ? prepareResume(name, out, typed, flags) : await prepareFresh(name, out, typed, flags);
-      const reporter = defaultReporter();
+      const parallel = joinIfWorker(flags);
+      const follower = parallel !== undefined && !parallel.isLeader;
+      const run = follower ? receiveRun(parallel, flags.data, noteLine)
+        : flags.resume ? prepareResume(name, out, typed, flags) : await prepareFresh(name, out, typed, flags);
+      if (parallel?.isLeader) shareRun(parallel, run);
+      const reporter = follower ? silentReporter : defaultReporter();
       const stop: StopSignal = { requested: false };
       const removeHandler = installStopHandler(stop, out, (t) => reporter.note(t));
+      stopWhenLauncherGoes(stop);
       let result;
       try {
-        result = await train({ ...run, out, reporter, stop, backend: chosen.name });
+        result = await train({ ...run, out, reporter, stop, backend: chosen.name, parallel });
       } finally {
         removeHandler();
         if ('card' in run.model) run.model.dispose();
+        parallel?.comm.close();
+      }
+      if (follower) {
+        if (result.status === 'interrupted') throw new CommanderError(INTERRUPTED_EXIT_CODE, 'commander.densenet.interrupted', 'interrupted');
+        return;
       }
       const lines = [
         result.lastEval ? `final ${result.lastEval.split}: ${formatMetrics(result.lastEval.metrics)} loss ${result.lastEval.loss.toFixed(4)}` : '',

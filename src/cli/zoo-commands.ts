@@ -16,6 +16,7 @@ import { loadTorchvisionStateDict } from '../weights/torchvision';
 import { readSafetensors } from '../weights/safetensors';
 import { parseKeyRule, readPytorchCheckpoint } from '../weights/pytorch';
 import { WEIGHTS_CARD_KEY } from '../weights/tfjs-weights';
+import { communicatorStatus } from '../distributed/communicator';
 
 export async function initBackend(program: Command): Promise<backend.BackendChoice> {
   return backend.init(program.opts().backend);
@@ -190,7 +191,8 @@ export function registerZooCommands(program: Command): void {
         return { name: c.name, description: c.description, available, install: c.install };
       });
       const webgpu = await backend.webgpuProbe();
-      const info = { node: process.version, tfjs: tf.version_core, chosen: chosen.name, backends: installed, webgpu };
+      const dataParallel = communicatorStatus();
+      const info = { node: process.version, tfjs: tf.version_core, chosen: chosen.name, backends: installed, webgpu, dataParallel };
       const limits = webgpu.adapter
         ? `; maxStorageBufferBindingSize ${webgpu.adapter.limits.maxStorageBufferBindingSize}, maxBufferSize ${webgpu.adapter.limits.maxBufferSize}`
         : '';
@@ -199,6 +201,7 @@ export function registerZooCommands(program: Command): void {
         ...installed.map((b) => `${b.name === chosen.name ? '*' : ' '} ${b.name.padEnd(15)} ${b.available ? 'installed    ' : 'not installed'} ${b.description}` +
           (b.available ? '' : `  (${b.install})`)),
         `webgpu adapter: ${webgpu.reason}${limits}`,
+        `data-parallel (train --nproc): ${dataParallel.available ? 'c10d/Gloo communicator built' : dataParallel.reason}`,
       ].join('\n'));
     });
 }

@@ -1,6 +1,7 @@
 // The collectives of data-parallel training, on PyTorch's c10d (a TCPStore rendezvous and a
 // Gloo process group) through the native addon's second target. A failed collective, as when
 // a peer dies, becomes an error that names the ranks that are gone where this machine can tell.
+import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../package-root';
@@ -62,7 +63,15 @@ export class CollectiveError extends Error {
   }
 }
 
+/** Whether a process of this machine still runs; a zombie (killed, not yet reaped by its parent) does not. */
 function processAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && fs.existsSync('/proc/self/stat')) return false;
+  }
   try {
     process.kill(pid, 0);
     return true;

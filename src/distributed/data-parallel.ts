@@ -9,7 +9,7 @@ import type { BatchStatsReducer, Moments } from '../core/bn-relu-conv';
 import type { Communicator } from './communicator';
 
 /** At most this many floats per collective: large enough to fill the link, small enough to copy cheaply. */
-const BUCKET_FLOATS = 4 << 20;
+export const BUCKET_FLOATS = 4 << 20;
 
 /** Backends whose tensors live in host memory: synchronised BatchNorm reads its moments synchronously. */
 const HOST_BACKENDS = ['cpu', 'wasm', 'torch-cpu', 'tensorflow'];

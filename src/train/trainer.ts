@@ -94,6 +94,8 @@ interface StepStats {
   loss: number;
   correct: number;
   counted: number;
+  /** Data-parallel training: whether any rank was asked to stop, as of this step's collective. */
+  agreedStop?: boolean;
 }
 
 /** The run's fixed quantities. */
@@ -353,14 +355,16 @@ export class Trainer {
         }
         const epochDone = this.position.batch >= stepsPerEpoch;
         if (epochDone) this.position = { ...this.position, epoch: this.position.epoch + 1, batch: 0 };
+        // Ranks stop on what they agreed: a Ctrl-C that arrived after the step's collective waits for the next.
+        const stopping = stats.agreedStop ?? this.stop.requested;
         if (!this.isLeader) {
           // other ranks wait for rank 0's evaluations and checkpoints at the next collective
         } else if (epochDone || step === stopStep || (config.evalEvery && step % config.evalEvery === 0)) {
           await this.evaluateAndSave(); // also where --max-steps or a fractional --epochs ends mid-epoch
-        } else if ((config.checkpointEvery && step % config.checkpointEvery === 0) || this.stop.requested) {
+        } else if ((config.checkpointEvery && step % config.checkpointEvery === 0) || stopping) {
           await this.saveLast();
         }
-        if (this.stop.requested) return 'interrupted';
+        if (stopping) return 'interrupted';
         if (step >= stopStep) return 'completed';
         if (epochDone) break;
         tick = performance.now();
@@ -423,12 +427,14 @@ export class Trainer {
     const [[localLoss], [localCorrect, localCounted]] = await Promise.all([value.data(), counts.data()]);
     tf.dispose([images, labels, logits!, value, counts]);
     let [loss, correct, counted] = [localLoss, localCorrect, localCounted];
+    let agreedStop: boolean | undefined;
     if (parallel) {
       // One collective for the step: the gradients, the figures and whether any rank was asked to stop.
       const figures = Float32Array.of(localLoss, localCorrect, localCounted, this.stop.requested ? 1 : 0);
       ordered = await parallel.reduceGradients(ordered, figures);
       [loss, correct, counted] = figures;
-      if (figures[3] > 0) this.stop.requested = true;
+      // A Ctrl-C seen after this collective counts at the next one: every rank stops after the same step.
+      agreedStop = figures[3] > 0;
     }
     // A NaN can hide from the loss (ReLU maps it to 0) and still poison the gradients: check both.
     const finite = tf.tidy(() => tf.all(tf.stack(ordered.map((g) => tf.all(tf.isFinite(g))))));
@@ -441,7 +447,7 @@ export class Trainer {
       tf.dispose(ordered);
       tf.dispose(Object.values(grads));
     }
-    return { loss, correct, counted };
+    return { loss, correct, counted, agreedStop };
   }
 
   private fineTuning(): string {
