@@ -10,10 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Command } from 'commander';
 import { backend as backends, zoo } from '../src';
-import { Communicator } from '../src/distributed/communicator';
-import { BUCKET_FLOATS } from '../src/distributed/data-parallel';
-import { freePort } from '../src/distributed/launcher';
-import { worldFromEnv } from '../src/distributed/world';
+import { BUCKET_FLOATS, Communicator, freePort, worldFromEnv } from '../src/train';
 import { PYTHON, pytorchMissing } from '../src/measure';
 import { RESULTS_DIR, writeResultAsync } from './results';
 

@@ -12,7 +12,7 @@ import { readCheckpointState } from '../src/train/checkpoint';
 import { tempDir } from './data-fixtures';
 import { maxRelativeErrorOf } from './helpers';
 import {
-  checkpointWeights, exitOf, runCli, spawnCli, TINY_ARGS, TINY_MODEL, waitForOutput, writeTinyFashion,
+  checkpointWeights, exitOf, runCli, spawnCli, TINY_ARGS, TINY_MODEL, waitForOutput, writeTinyFashion, collectOutput,
 } from './train-fixtures';
 
 const status = communicatorStatus();
@@ -35,12 +35,6 @@ function weightsDifference(a: string, b: string): number {
   return Math.max(...[...x.keys()].map((k) => maxRelativeErrorOf(x.get(k)!, y.get(k)!, 1e-3)));
 }
 
-function collect(child: ReturnType<typeof spawnCli>): { stdout: string; stderr: string } {
-  const seen = { stdout: '', stderr: '' };
-  child.stdout!.on('data', (c: Buffer) => (seen.stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (seen.stderr += c.toString()));
-  return seen;
-}
 
 /** Exit of a process once its output is read to the end (its workers write to the same pipes). */
 function closed(child: ReturnType<typeof spawnCli>): Promise<{ code: number | null }> {
@@ -98,7 +92,7 @@ test('--sync-bn: 2 ranks x batch 8 train as 1 process x batch 16 for 10 steps; w
 test('a rank killed with SIGKILL stops the run naming it, keeps the last checkpoint, and --resume goes on', { skip }, async () => {
   const out = join(tmp.dir, 'killed');
   const child = spawnCli(trainArgs(longData, out, 2000, ['--nproc', '2', '--checkpoint-every', '5', '--eval-every', '1000']));
-  const seen = collect(child);
+  const seen = collectOutput(child);
   await waitForOutput(child, 'stdout', /step 12\//);
   const pids = workerPids(seen.stdout);
   const killed = Date.now();
@@ -124,7 +118,7 @@ test('a rank killed with SIGKILL stops the run naming it, keeps the last checkpo
 test('Ctrl-C on the launcher stops every rank after the same step with one checkpoint (exit 130)', { skip }, async () => {
   const out = join(tmp.dir, 'interrupted');
   const child = spawnCli(trainArgs(longData, out, 2000, ['--nproc', '2']));
-  const seen = collect(child);
+  const seen = collectOutput(child);
   await waitForOutput(child, 'stdout', /step 4\//);
   const exited = closed(child);
   child.kill('SIGINT');

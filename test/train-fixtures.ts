@@ -54,6 +54,14 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Chil
   return spawn(process.execPath, [CLI, '--backend', 'wasm', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
 }
 
+/** Everything a child process prints, as it prints it. */
+export function collectOutput(child: ChildProcess): { stdout: string; stderr: string } {
+  const seen = { stdout: '', stderr: '' };
+  child.stdout!.on('data', (c: Buffer) => (seen.stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (seen.stderr += c.toString()));
+  return seen;
+}
+
 /** Resolves when `text` appears in the stream's output; rejects when the process ends first. */
 export function waitForOutput(child: ChildProcess, stream: 'stdout' | 'stderr', text: string | RegExp): Promise<string> {
   return new Promise((resolvePromise, reject) => {

@@ -9,7 +9,7 @@ import { PAUSE_ENV, readCheckpointState } from '../src/train/checkpoint';
 import { LOCK_FILE } from '../src/train/run-lock';
 import { tempDir } from './data-fixtures';
 import {
-  checkpointWeights, differingWeights, exitOf, runCli, spawnCli, stderrErrorLines, TINY_ARGS, TINY_MODEL, waitForOutput, writeTinyFashion,
+  checkpointWeights, differingWeights, exitOf, runCli, spawnCli, stderrErrorLines, TINY_ARGS, TINY_MODEL, waitForOutput, writeTinyFashion, collectOutput,
 } from './train-fixtures';
 
 const tmp = tempDir('train-interrupt');
@@ -22,12 +22,6 @@ const trainArgs = (data: string, out: string, maxSteps: number, extra: string[] 
   '--max-steps', String(maxSteps), '--log-every', '1', '--drop-rate', '0.2', '--out', out, ...extra,
 ];
 
-function collect(child: ReturnType<typeof spawnCli>): { stdout: string; stderr: string } {
-  const seen = { stdout: '', stderr: '' };
-  child.stdout!.on('data', (c: Buffer) => (seen.stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (seen.stderr += c.toString()));
-  return seen;
-}
 
 before(() => {
   mkdirSync(longData);
@@ -40,7 +34,7 @@ after(() => tmp.cleanup());
 test('Ctrl-C in the middle of a 500-step epoch stops within seconds, and --resume ends like an uninterrupted run', async () => {
   const out = join(tmp.dir, 'long-sigint');
   const child = spawnCli(trainArgs(longData, out, 400));
-  const seen = collect(child);
+  const seen = collectOutput(child);
   await waitForOutput(child, 'stdout', /step 3\/400/);
   const sent = Date.now();
   child.kill('SIGINT');
@@ -63,7 +57,7 @@ test('Ctrl-C in the middle of a 500-step epoch stops within seconds, and --resum
 /** Starts a run that pauses inside a checkpoint write, then presses Ctrl-C twice there. */
 async function twoCtrlCsDuring(pause: string, out: string): Promise<{ code: number | null; stderr: string }> {
   const child = spawnCli(trainArgs(shortData, out, 6, ['--checkpoint-every', '2']), { [PAUSE_ENV]: pause });
-  const seen = collect(child);
+  const seen = collectOutput(child);
   await waitForOutput(child, 'stderr', `paused at ${pause.replace('@', ' (step ')})`);
   child.kill('SIGINT');
   await waitForOutput(child, 'stdout', /Ctrl-C: finishing this step/);

@@ -102,6 +102,20 @@ void waitAll(std::vector<c10::intrusive_ptr<c10d::Work>>& works, const Group& g,
   }
 }
 
+/**
+ * One collective per array, all in flight at once, then waits for them: Gloo's collectives take
+ * tensors of one size, and the buckets differ.
+ */
+template <typename Start>
+void eachArray(std::vector<at::Tensor>& tensors, const Group& g, const char* what, Start&& start) {
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  for (auto& t : tensors) {
+    std::vector<at::Tensor> one{t};
+    works.push_back(start(one));
+  }
+  waitAll(works, g, what);
+}
+
 template <typename F>
 napi_value guarded(napi_env env, F&& body) {
   try {
@@ -135,13 +149,7 @@ napi_value allreduce(napi_env env, napi_callback_info info) {
     else if (op == "max") opts.reduceOp = c10d::ReduceOp::MAX;
     else throw JsError("c10d: allreduce op must be sum, mean or max, got '" + op + "'");
     auto tensors = float32Views(env, argv[0]);
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    // One collective per array: Gloo's allreduce takes tensors of one size, buckets differ.
-    for (auto& t : tensors) {
-      std::vector<at::Tensor> one{t};
-      works.push_back(g->pg->allreduce(one, opts));
-    }
-    waitAll(works, *g, "allreduce");
+    eachArray(tensors, *g, "allreduce", [&](std::vector<at::Tensor>& one) { return g->pg->allreduce(one, opts); });
     if (op == "mean") {
       for (auto& t : tensors) t.div_(static_cast<double>(g->size));
     }
@@ -159,12 +167,7 @@ napi_value broadcast(napi_env env, napi_callback_info info) {
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
     auto tensors = float32Views(env, argv[0]);
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    for (auto& t : tensors) {
-      std::vector<at::Tensor> one{t};
-      works.push_back(g->pg->broadcast(one, opts));
-    }
-    waitAll(works, *g, "broadcast");
+    eachArray(tensors, *g, "broadcast", [&](std::vector<at::Tensor>& one) { return g->pg->broadcast(one, opts); });
     return undefinedValue(env);
   });
 }

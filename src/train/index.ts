@@ -11,3 +11,4 @@ export * from './report';
 export * from './losses';
 export * from './metrics';
 export * from './held-out-figure';
+export * from '../distributed';
