@@ -100,12 +100,13 @@ function measureInChild(spec: NetSpec, mode: Mode, steps: number, backend: strin
 
 export interface PlannedMode {
   peakBytes: number;
+  peakBufferBytes: number;
   bytesPerImage: number;
   fixedBytes: number;
 }
 
 function planned(p: ModePlan): PlannedMode {
-  return { peakBytes: p.peakBytes, bytesPerImage: p.bytesPerImage, fixedBytes: p.fixedBytes };
+  return { peakBytes: p.peakBytes, peakBufferBytes: p.peakBufferBytes, bytesPerImage: p.bytesPerImage, fixedBytes: p.fixedBytes };
 }
 
 async function plan(label: string, make: ModelFactory, batch: number, input: [number, number, number]): Promise<Record<Mode, PlannedMode> | { error: string }> {
@@ -222,8 +223,8 @@ export interface StepRecord {
 
 function stepTable(records: StepRecord[]): string {
   const lines = [
-    '| model | input | batch | mode | peak tensor MB | MB/image | planner MB | planner error | ms/step | peak RSS MB | efficient/naive memory | efficient/naive time |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| model | input | batch | mode | peak tensor MB | MB/image | planner MB | planner error | allocated MB | allocated MB/image | planner allocated MB | ms/step | peak RSS MB | efficient/naive memory | efficient/naive time |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of records) {
     for (const mode of MODES) {
@@ -232,12 +233,13 @@ function stepTable(records: StepRecord[]): string {
       const head = `| ${r.spec.label} | ${r.spec.input.join('x')} | ${r.spec.batch} | ${mode}`;
       const ratios = mode === 'efficient' ? `${r.peakRatio?.toFixed(3) ?? ''} | ${r.timeRatio?.toFixed(3) ?? ''}` : ' | ';
       lines.push(isMeasured(m)
-        ? `${head} | ${mb(m.peakBytes)} | ${mb(m.bytesPerImage, 2)} | ${mb(p?.peakBytes)} | ${pct(r.planErrorPct[mode])} | ${m.msPerStep.toFixed(0)} | ${mb(m.maxRssBytes, 0)} | ${ratios} |`
-        : `${head} | failed: ${m.error} | | ${mb(p?.peakBytes)} | | | | | |`);
+        ? `${head} | ${mb(m.peakBytes)} | ${mb(m.bytesPerImage, 2)} | ${mb(p?.peakBytes)} | ${pct(r.planErrorPct[mode])} | ` +
+          `${mb(m.peakBufferBytes)} | ${mb(m.bufferBytesPerImage, 2)} | ${mb(p?.peakBufferBytes)} | ${m.msPerStep.toFixed(0)} | ${mb(m.maxRssBytes, 0)} | ${ratios} |`
+        : `${head} | failed: ${m.error} | | ${mb(p?.peakBytes)} | | | | ${mb(p?.peakBufferBytes)} | | | | |`);
     }
   }
   for (const ref of REFERENCE) {
-    lines.push(`| ${ref.label} | 32x32x3 | 64 | ${ref.mode} | ${ref.memoryMB} (whole process) | ${(ref.memoryMB / 64).toFixed(1)} | | | ${ref.msPerStep} | | ` +
+    lines.push(`| ${ref.label} | 32x32x3 | 64 | ${ref.mode} | ${ref.memoryMB} (whole process) | ${(ref.memoryMB / 64).toFixed(1)} | | | | | | ${ref.msPerStep} | | ` +
       `${ref.mode === 'efficient' ? `${ref.peakRatio.toFixed(3)} | ${ref.timeRatio.toFixed(3)}` : ' | '} |`);
   }
   return lines.join('\n');
@@ -492,6 +494,8 @@ async function main(): Promise<void> {
   const notes = [
     quick ? '**Quick mode**: tiny models and batches that test the script; the figures say nothing about the full-size models.' : '',
     'Peak tensor MB: tf.profile\'s peakBytes during one training step (forward, backward, SGD-Nesterov update), weights and optimizer slots included; 1 MB = 10^6 bytes. ' +
+      'Allocated MB: the most bytes of distinct buffers alive during the step (tfjs\'s count adds again every tensor that shares another\'s buffer, such as the clones the gradient tape keeps of saved inputs); ' +
+      'allocated MB/image: what each image adds above the weights, optimizer slots and batch there before the step. ' +
       'Peak RSS: the whole process\'s maximum resident memory, each (model, mode) in a process of its own (model building included). ' +
       'Planner: planMemory\'s prediction from a dry run on data-less tensors (npx densenet plan).',
     `The reference rows are the memory-efficient DenseNet technical report's (arXiv 1707.06990): measured on a GPU, whole-process memory (their GB and ms per batch of 64), so they compare in ratio, not in size.`,

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as tf from '../src/tf';
 import { init } from '../src/backend';
 import { registerTorchCpuBackend, torchCpuInfo } from '../src/backend/torch-cpu';
-import { BN_RELU, BN_RELU_GRAD, pieceInputs } from '../src/core/fused-kernels';
+import { BN_RELU, BN_RELU_GRAD, BN_RELU_POOLED_GRAD, pieceInputs } from '../src/core/fused-kernels';
 import { sameValues } from './helpers';
 
 registerTorchCpuBackend();
@@ -22,8 +22,8 @@ interface Setup {
   vectors: Record<'gamma' | 'beta' | 'mean' | 'invStd' | 'scale' | 'shift', tf.Tensor1D>;
 }
 
-function setup(widths: number[], seed: number): Setup {
-  const pieces = widths.map((w, i) => tf.randomNormal([...LEAD, w], 0, 1, 'float32', seed + i) as tf.Tensor4D);
+function setup(widths: number[], seed: number, lead: [number, number, number] = LEAD): Setup {
+  const pieces = widths.map((w, i) => tf.randomNormal([...lead, w], 0, 1, 'float32', seed + i) as tf.Tensor4D);
   const whole = tf.concat(pieces, 3) as tf.Tensor4D;
   const c = whole.shape[3];
   const vector = (lo: number, hi: number, s: number) => tf.randomUniform([c], lo, hi, 'float32', seed + 100 + s) as tf.Tensor1D;
@@ -37,10 +37,10 @@ function setup(widths: number[], seed: number): Setup {
   return { pieces, whole, dr, vectors: { gamma, beta, mean, invStd, scale, shift } };
 }
 
-function grad(s: Setup, x: Record<string, tf.Tensor>, accs: Array<tf.Tensor | null>, splits?: number[]): tf.Tensor[] {
+function grad(s: Setup, x: Record<string, tf.Tensor>, accs: Array<tf.Tensor | null>, splits?: number[], kernel = BN_RELU_GRAD): tf.Tensor[] {
   const { gamma, beta, mean, invStd } = s.vectors;
   const accInputs = Object.fromEntries(accs.flatMap((a, j) => (a ? [[`acc${j}`, a]] : [])));
-  return tf.engine().runKernel(BN_RELU_GRAD, { ...x, dr: s.dr, gamma, beta, mean, invStd, ...accInputs },
+  return tf.engine().runKernel(kernel, { ...x, dr: s.dr, gamma, beta, mean, invStd, ...accInputs },
     splits ? { splits } : {}) as tf.Tensor[];
 }
 
@@ -82,6 +82,23 @@ for (const backend of BACKENDS) {
       // Splits finer than the pieces, no accumulators.
       const finer = [2, 4, 3, 12, 8, 8];
       assertAllSame(grad(s, pieceInputs(s.pieces), [], finer), expectedGrad(s, [], finer), 'finer splits');
+    });
+  });
+
+  test(`${backend}: the pooled BN-ReLU backward reads dr per 2x2 window: AvgPoolGrad then the plain kernel, without the full-size dr`, async () => {
+    await init(backend, { log: null });
+    tf.tidy(() => {
+      const widths = [5, 7];
+      const s = setup(widths, 21, [2, 6, 4]);
+      const pooledDr = tf.randomNormal([2, 3, 2, 12], 0, 1, 'float32', 22) as tf.Tensor4D;
+      const accs = [tf.randomNormal([2, 6, 4, 5], 0, 1, 'float32', 23), null];
+      const full = tf.engine().runKernel('AvgPoolGrad', { dy: pooledDr, input: s.whole }, { filterSize: 2, strides: 2, pad: 'valid' }) as tf.Tensor4D;
+      const want = grad({ ...s, dr: full }, pieceInputs(s.pieces), accs, widths);
+      const got = grad({ ...s, dr: tf.div(pooledDr, 4) as tf.Tensor4D }, pieceInputs(s.pieces), accs, widths, BN_RELU_POOLED_GRAD);
+      assertAllSame(got, want, 'pooled');
+      const odd = setup([3], 24, [2, 5, 4]);
+      assert.throws(() => grad({ ...odd, dr: tf.zeros([2, 2, 2, 3]) }, { x: odd.whole }, [], undefined, BN_RELU_POOLED_GRAD), /even height and width/);
+      assert.throws(() => grad({ ...s, dr: full }, pieceInputs(s.pieces), [], widths, BN_RELU_POOLED_GRAD), /'dr' is float32 \[2,6,4,12\], expected float32 \[2,3,2,12\] \(x pooled 2x2\)/);
     });
   });
 

@@ -17,14 +17,17 @@ function fingerprint(names: string[]): string {
 
 // Generated from the builders before the names moved into one table: the full lists, in model order.
 const EXPECTED: Record<string, { weights: number; weightsSha: string; layersSha: string; layers?: string }> = {
+  // Layers: as generated then, less each transition's pool, which is part of the transition layer when no dropout
+  // comes between them (the pool runs before the 1x1 conv), and with final_norm, final_relu and final_pool as one
+  // layer, final_norm; weight names unchanged.
   densenet121: {
-    weights: 606, weightsSha: 'd035b28ab5d789ff', layersSha: '7cd0a8397338c8b0',
-    layers: 'image stem_pad stem_conv stem_norm stem_relu stem_pool_pad stem_pool block1 transition1 transition1_pool block2 ' +
-      'transition2 transition2_pool block3 transition3 transition3_pool block4 final_norm final_relu final_pool classifier',
+    weights: 606, weightsSha: 'd035b28ab5d789ff', layersSha: '32e2a9a0fc25b5ab',
+    layers: 'image stem_pad stem_conv stem_norm stem_relu stem_pool_pad stem_pool block1 transition1 block2 ' +
+      'transition2 block3 transition3 block4 final_norm classifier',
   },
   'densenet-bc-100-k12': {
-    weights: 497, weightsSha: '91962754856f408d', layersSha: '8f57c4e8795fbe35',
-    layers: 'image stem_conv block1 transition1 transition1_pool block2 transition2 transition2_pool block3 final_norm final_relu final_pool classifier',
+    weights: 497, weightsSha: '91962754856f408d', layersSha: '4fa62abe1cfdd890',
+    layers: 'image stem_conv block1 transition1 block2 transition2 block3 final_norm classifier',
   },
   // Layers: as generated then, plus a crop after each transposed conv (any input size); weight names unchanged.
   'fc-densenet56': {

@@ -385,12 +385,15 @@ test('the addon itself refuses a dx split that crosses a piece or leaves channel
   const addon = require(ADDON_PATH) as { bnReluGrad(...args: unknown[]): void };
   const rows = 6;
   const f = (n: number) => new Float32Array(n);
-  const call = (splits: number[]) => addon.bnReluGrad([f(rows * 4), f(rows * 4)], [4, 4], f(rows * 8), f(8), f(8), f(8), f(8),
-    splits, splits.map((w) => f(rows * w)), splits.map(() => null), f(8), f(8));
+  const call = (splits: number[], pooled: [number, number] = [0, 0]) => addon.bnReluGrad([f(rows * 4), f(rows * 4)], [4, 4], f(rows * 8), f(8), f(8), f(8), f(8),
+    splits, splits.map((w) => f(rows * w)), splits.map(() => null), f(8), f(8), ...pooled);
   call([4, 2, 2]);
   assert.throws(() => call([2, 4, 2]), /split widths: each split must be positive and lie within one piece/);
   assert.throws(() => call([4, 3]), /split widths: expected widths adding up to 8/);
   assert.throws(() => call([4, 0, 4]), /expected positive widths/);
+  // The pooled gradient's geometry: even height and width whose product divides the rows.
+  assert.throws(() => call([8], [3, 2]), /\(pooled height\): expected 0, or even height and width that divide the rows/);
+  assert.throws(() => call([8], [4, 2]), /\(pooled height\): expected 0, or even height and width that divide the rows/);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -293,7 +293,8 @@ void bnReluEntry(Call& c) {
          c.floats(4, "out", rows * channels));
 }
 
-// bnReluGrad(pieces[], widths[], dr, gamma, beta, mean, invStd, splitWidths[], dxs[], accs[] (null: none), dGamma, dBeta)
+// bnReluGrad(pieces[], widths[], dr, gamma, beta, mean, invStd, splitWidths[], dxs[], accs[] (null: none), dGamma, dBeta,
+//            pooledH, pooledW): with pooledH > 0, dr is x 2x2 average-pooled (x of height pooledH, width pooledW)
 void bnReluGradEntry(Call& c) {
   int64_t rows = 0;
   const std::vector<ChannelPiece> pieces = channelPieces(c, 0, rows);
@@ -307,7 +308,12 @@ void bnReluGradEntry(Call& c) {
   const std::vector<float*> accs = rowArrays(c, 9, "accs", widths, rows, true);
   std::vector<GradSplit> splits;
   for (size_t k = 0; k < widths.size(); k++) splits.push_back({dxs[k], accs[k], widths[k]});
-  bnReluGrad(pieces, rows, c.floats(2, "dr", rows * channels), c.floats(3, "gamma", channels),
+  const DrRows drRows{c.integer(12, "pooled height"), c.integer(13, "pooled width")};
+  if (drRows.h < 0 || drRows.w < 0 || drRows.h % 2 || drRows.w % 2 || (drRows.h > 0 && rows % (drRows.h * drRows.w))) {
+    c.fail(12, "pooled height", "expected 0, or even height and width that divide the rows");
+  }
+  const int64_t drSize = (drRows.h > 0 ? rows / 4 : rows) * channels;
+  bnReluGrad(pieces, rows, c.floats(2, "dr", drSize), drRows, c.floats(3, "gamma", channels),
              c.floats(4, "beta", channels), c.floats(5, "mean", channels), c.floats(6, "invStd", channels), splits,
              c.floats(10, "dGamma", channels), c.floats(11, "dBeta", channels));
 }

@@ -268,14 +268,14 @@ TORCH_CPU_MULTIVERSION void bnReluRows(const float* __restrict x, int64_t xStrid
 // output x * scale + shift was positive (the same float ops as bnReluRows); float partial
 // sums in b1, b2, added to the double totals at the end.
 TORCH_CPU_MULTIVERSION void gradSumRows(const float* __restrict x, int64_t xStride, const float* __restrict dr,
-                                        int64_t stride, int64_t begin, int64_t end, int64_t width,
+                                        int64_t stride, const DrRows& drRows, int64_t begin, int64_t end, int64_t width,
                                         const float* __restrict scale, const float* __restrict shift,
                                         double* __restrict sd, double* __restrict sdx, float* __restrict b1,
                                         float* __restrict b2) {
   for (int64_t c = 0; c < width; c++) b1[c] = b2[c] = 0.0f;
   for (int64_t i = begin; i < end; i++) {
     const float* __restrict xi = x + i * xStride;
-    const float* __restrict dri = dr + i * stride;
+    const float* __restrict dri = dr + drRows(i) * stride;
     for (int64_t c = 0; c < width; c++) {
       const float dy = xi[c] * scale[c] + shift[c] > 0.0f ? dri[c] : 0.0f;
       b1[c] += dy;
@@ -290,14 +290,14 @@ TORCH_CPU_MULTIVERSION void gradSumRows(const float* __restrict x, int64_t xStri
 
 // dx = scale * dy + a * x + b over one block of rows, plus acc where given; dx and acc rows are `width` apart.
 TORCH_CPU_MULTIVERSION void gradRows(const float* __restrict x, int64_t xStride, const float* __restrict dr,
-                                     int64_t stride, float* __restrict dx, const float* __restrict acc,
+                                     int64_t stride, const DrRows& drRows, float* __restrict dx, const float* __restrict acc,
                                      int64_t begin, int64_t end, int64_t width, const float* __restrict scale,
                                      const float* __restrict shift, const float* __restrict a,
                                      const float* __restrict b) {
   const auto rowsWith = [&](auto w, auto withAcc) TORCH_CPU_INLINE {
     for (int64_t i = begin; i < end; i++) {
       const float* __restrict xi = x + i * xStride;
-      const float* __restrict dri = dr + i * stride;
+      const float* __restrict dri = dr + drRows(i) * stride;
       const float* __restrict acci = acc + i * w;
       float* __restrict dxi = dx + i * w;
       for (int64_t c = 0; c < w; c++) {
@@ -392,9 +392,9 @@ void bnRelu(const std::vector<ChannelPiece>& pieces, int64_t rows, const float* 
   });
 }
 
-void bnReluGrad(const std::vector<ChannelPiece>& pieces, int64_t rows, const float* dr, const float* gamma,
-                const float* beta, const float* mean, const float* invStd, const std::vector<GradSplit>& splits,
-                float* dGamma, float* dBeta) {
+void bnReluGrad(const std::vector<ChannelPiece>& pieces, int64_t rows, const float* dr, const DrRows& drRows,
+                const float* gamma, const float* beta, const float* mean, const float* invStd,
+                const std::vector<GradSplit>& splits, float* dGamma, float* dBeta) {
   const int64_t channels = totalWidth(pieces);
   const std::vector<SplitSource> sources = splitSources(pieces, splits);
   // The forward's float32 scale and shift (gamma * invStd, beta - mean * scale) give the same ReLU mask.
@@ -411,7 +411,7 @@ void bnReluGrad(const std::vector<ChannelPiece>& pieces, int64_t rows, const flo
     partial.resize(2 * channels);
     int64_t start = 0;
     for (const ChannelPiece& p : pieces) {
-      gradSumRows(p.data, p.width, dr + start, channels, begin, end, p.width, scale.data() + start,
+      gradSumRows(p.data, p.width, dr + start, channels, drRows, begin, end, p.width, scale.data() + start,
                   shift.data() + start, sums.first(t) + start, sums.second(t) + start, partial.data() + start,
                   partial.data() + channels + start);
       start += p.width;
@@ -432,7 +432,7 @@ void bnReluGrad(const std::vector<ChannelPiece>& pieces, int64_t rows, const flo
     for (size_t j = 0; j < splits.size(); j++) {
       const SplitSource& src = sources[j];
       const int64_t c = src.channel;
-      gradRows(src.x, src.xStride, dr + c, channels, splits[j].data, splits[j].acc, begin, end, splits[j].width,
+      gradRows(src.x, src.xStride, dr + c, channels, drRows, splits[j].data, splits[j].acc, begin, end, splits[j].width,
                scale.data() + c, shift.data() + c, a.data() + c, b.data() + c);
     }
   });

@@ -84,9 +84,26 @@ void bnRelu(const std::vector<ChannelPiece>& pieces, int64_t rows, const float* 
  * batch-norm mean terms folded into a, b. dx is written split along channels into `splits`
  * (each within one piece), each added to its accumulator where given.
  */
-void bnReluGrad(const std::vector<ChannelPiece>& pieces, int64_t rows, const float* dr, const float* gamma,
-                const float* beta, const float* mean, const float* invStd, const std::vector<GradSplit>& splits,
-                float* dGamma, float* dBeta);
+/**
+ * Which row of dr pixel row i of x reads: itself (h = 0), or, for a unit whose BN-ReLU output is
+ * 2x2 average-pooled, the window's row of a dr at half x's height h and width w (both even).
+ */
+struct DrRows {
+  int64_t h = 0;
+  int64_t w = 0;
+  int64_t operator()(int64_t i) const {
+    if (h == 0) return i;
+    const int64_t image = i / (h * w);
+    const int64_t at = i - image * h * w;
+    const int64_t y = at / w;
+    const int64_t x = at - y * w;
+    return (image * (h / 2) + (y >> 1)) * (w / 2) + (x >> 1);
+  }
+};
+
+void bnReluGrad(const std::vector<ChannelPiece>& pieces, int64_t rows, const float* dr, const DrRows& drRows,
+                const float* gamma, const float* beta, const float* mean, const float* invStd,
+                const std::vector<GradSplit>& splits, float* dGamma, float* dBeta);
 
 void maxPool(const at::Tensor& x, const PoolGeometry& p, OutputSlot& out, const std::vector<int64_t>& outNhwc);
 void maxPoolGrad(const at::Tensor& dy, const at::Tensor& x, const PoolGeometry& p, OutputSlot& out);

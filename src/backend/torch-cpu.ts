@@ -10,7 +10,7 @@ import { PACKAGE_ROOT } from '../package-root';
 import * as tf from '../tf';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import {
-  BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, bnReluGradInputs, checkChannelInputs, concatShape, lastAxis, xPieces,
+  BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, BN_RELU_POOLED_GRAD, bnReluGradInputs, checkChannelInputs, concatShape, lastAxis, xPieces,
 } from '../core/fused-kernels';
 
 export const TORCH_CPU = 'torch-cpu';
@@ -33,7 +33,7 @@ interface Addon {
   bnRelu(pieces: Float32Array[], widths: number[], scale: Float32Array, shift: Float32Array, out: Float32Array): void;
   bnReluGrad(pieces: Float32Array[], widths: number[], dr: Float32Array, gamma: Float32Array, beta: Float32Array,
     mean: Float32Array, invStd: Float32Array, splitWidths: number[], dxs: Float32Array[], accs: Array<Float32Array | null>,
-    dGamma: Float32Array, dBeta: Float32Array): void;
+    dGamma: Float32Array, dBeta: Float32Array, pooledHeight: number, pooledWidth: number): void;
   maxPool(x: Float32Array, xShape: number[], pool: number[], out: Float32Array, outShape: number[]): void;
   avgPool(x: Float32Array, xShape: number[], pool: number[], out: Float32Array, outShape: number[]): void;
   maxPoolGrad(dy: Float32Array, dyShape: number[], x: Float32Array, xShape: number[], pool: number[], out: Float32Array): void;
@@ -692,22 +692,25 @@ function bnReluKernel(args: KernelArgs): tf.TensorInfo {
   return output(backend, shape, out);
 }
 
-/** BN_RELU_GRAD: [dx splits (plus their accumulators), dGamma, dBeta] of relu(BN_train(x)); the mask is recomputed from x. */
-function bnReluGradKernel(args: KernelArgs): tf.TensorInfo[] {
+/**
+ * BN_RELU_GRAD and BN_RELU_POOLED_GRAD: [dx splits (plus their accumulators), dGamma, dBeta] of
+ * relu(BN_train(x)); the mask is recomputed from x.
+ */
+const bnReluGradKernel = (kernel: string) => (args: KernelArgs): tf.TensorInfo[] => {
   const backend = args.backend as TorchCpuBackend;
-  const { pieces, dr, gamma, beta, mean, invStd, channels: c, segments, accs, lead } =
-    bnReluGradInputs(args.inputs as Record<string, tf.TensorInfo>, args.attrs);
+  const { pieces, dr, gamma, beta, mean, invStd, channels: c, segments, accs, lead, pooled } =
+    bnReluGradInputs(args.inputs as Record<string, tf.TensorInfo>, args.attrs, kernel);
   const dxs = segments.map((s) => backend.floats(size(lead) * s.width));
   const dGamma = new Float32Array(c);
   const dBeta = new Float32Array(c);
-  nativeFor(BN_RELU_GRAD).bnReluGrad(pieces.map((p) => floatsOf(backend, p)), pieces.map(lastAxis), floatsOf(backend, dr),
+  nativeFor(kernel).bnReluGrad(pieces.map((p) => floatsOf(backend, p)), pieces.map(lastAxis), floatsOf(backend, dr),
     floatsOf(backend, gamma), floatsOf(backend, beta), floatsOf(backend, mean), floatsOf(backend, invStd),
-    segments.map((s) => s.width), dxs, accs.map((a) => (a ? floatsOf(backend, a) : null)), dGamma, dBeta);
+    segments.map((s) => s.width), dxs, accs.map((a) => (a ? floatsOf(backend, a) : null)), dGamma, dBeta, pooled.h, pooled.w);
   return [
     ...segments.map((s, j) => output(backend, [...lead, s.width], dxs[j])),
     output(backend, [c], dGamma), output(backend, [c], dBeta),
   ];
-}
+};
 
 // ---------------------------------------------------------------------------------------------
 // Registration
@@ -734,7 +737,8 @@ export function torchCpuKernels(): Array<{ name: string; kernelFunc: tf.KernelFu
     k(tf.PadV2, padV2),
     k(BATCH_MOMENTS, momentsKernel),
     k(BN_RELU, bnReluKernel),
-    k(BN_RELU_GRAD, bnReluGradKernel),
+    k(BN_RELU_GRAD, bnReluGradKernel(BN_RELU_GRAD)),
+    k(BN_RELU_POOLED_GRAD, bnReluGradKernel(BN_RELU_POOLED_GRAD)),
     ...Object.keys(BINARY).map((name) => k(name, binary(name))),
     ...Object.keys(UNARY).map((name) => k(name, unary(name))),
     ...Object.keys(REDUCE).map((name) => k(name, reduction(name))),

@@ -20,12 +20,20 @@ function isMeasured(m: ModeMeasurement | { error: string }): m is ModeMeasuremen
 }
 
 function modeCells(m: ModeMeasurement | { error: string }): string[] {
-  if (!isMeasured(m)) return [`failed: ${m.error}`, '', '', ''];
-  return [(m.peakBytes / MB).toFixed(1), (m.bytesPerImage / MB).toFixed(2), m.msPerStep.toFixed(0), `${m.tensorsAfterStep2}/${m.tensorsAfterLastStep}`];
+  if (!isMeasured(m)) return [`failed: ${m.error}`, '', '', '', '', ''];
+  return [
+    (m.peakBytes / MB).toFixed(1), (m.bytesPerImage / MB).toFixed(2), (m.peakBufferBytes / MB).toFixed(1), (m.bufferBytesPerImage / MB).toFixed(2),
+    m.msPerStep.toFixed(0), `${m.tensorsAfterStep2}/${m.tensorsAfterLastStep}`,
+  ];
 }
 
+/**
+ * Per mode: tfjs's peak count and per image; allocated (distinct buffers) peak and the MB each image
+ * adds to what is there before the step; the median step time; tensors alive after steps 2 and last.
+ */
 export function memoryTable(results: MemoryBenchResult[]): string {
-  const header = '| model | batch | input | naive peak MB | naive MB/image | naive ms/step | naive tensors | efficient peak MB | efficient MB/image | efficient ms/step | efficient tensors | peak ratio | time ratio |';
+  const header = '| model | batch | input | ' + ['naive', 'efficient'].map((m) =>
+    `${m} peak MB (tfjs count) | ${m} MB/image | ${m} allocated MB | ${m} allocated MB/image | ${m} ms/step | ${m} tensors`).join(' | ') + ' | peak ratio | time ratio |';
   const rule = '|' + header.split('|').slice(1, -1).map(() => '---').join('|') + '|';
   const rows = results.map((r) => `| ${[
     r.model, r.batch, r.input.join('x'), ...modeCells(r.naive), ...modeCells(r.efficient),

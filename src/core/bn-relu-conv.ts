@@ -5,7 +5,7 @@
 // per-channel scale and shift, which keeps every op a broadcast over channels
 // (tfjs's own BN gradient spends most of its time tiling).
 import * as tf from '../tf';
-import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, hasFusedKernels, hasKernel, pieceInputs } from './fused-kernels';
+import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, BN_RELU_POOLED_GRAD, hasFusedKernels, hasKernel, pieceInputs } from './fused-kernels';
 
 export interface BatchNormWeights {
   gamma: tf.Tensor1D;
@@ -98,6 +98,16 @@ export function concatChannels(x: tf.Tensor4D | tf.Tensor4D[]): tf.Tensor4D {
   return x.length === 1 ? x[0].clone() : tf.concat(x, 3);
 }
 
+/** 2x2 average pooling with stride 2: a DenseNet transition's. */
+export function avgPool2(x: tf.Tensor4D): tf.Tensor4D {
+  return tf.avgPool(x, 2, 2, 'valid');
+}
+
+/** The gradient of avgPool2 for an input of `like`'s shape. */
+function avgPool2Backward(dy: tf.Tensor4D, like: tf.Tensor4D): tf.Tensor4D {
+  return tf.engine().runKernel(tf.AvgPoolGrad, { dy, input: like }, { filterSize: 2, strides: 2, pad: 'valid' }) as tf.Tensor4D;
+}
+
 export function conv(x: tf.Tensor4D, w: ConvWeights): tf.Tensor4D {
   return tf.tidy(() => {
     const y = tf.conv2d(x, w.kernel, 1, 'same');
@@ -105,21 +115,17 @@ export function conv(x: tf.Tensor4D, w: ConvWeights): tf.Tensor4D {
   });
 }
 
-/** Gradients of conv(x) for the input and the weights; `x` is the conv's input. */
-function convBackward(
-  x: tf.Tensor4D,
-  w: ConvWeights,
-  dy: tf.Tensor4D,
-): { dx: tf.Tensor4D; dKernel: tf.Tensor4D; dBias?: tf.Tensor1D } {
-  return tf.tidy(() => {
-    const filterShape = w.kernel.shape;
-    const dx = tf.conv2dTranspose(dy, w.kernel, x.shape, 1, 'same');
-    const dKernel = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
-      strides: [1, 1], pad: 'same', dataFormat: 'NHWC', filterShape,
-    }) as tf.Tensor4D;
-    const dBias = w.bias ? (tf.sum(dy, SPATIAL_AXES) as tf.Tensor1D) : undefined;
-    return dBias ? { dx, dKernel, dBias } : { dx, dKernel };
-  });
+/** Gradients of conv(x) for the weights; `x` is the conv's input. */
+function convWeightGrads(x: tf.Tensor4D, w: ConvWeights, dy: tf.Tensor4D): { dKernel: tf.Tensor4D; dBias?: tf.Tensor1D } {
+  const dKernel = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+    strides: [1, 1], pad: 'same', dataFormat: 'NHWC', filterShape: w.kernel.shape,
+  }) as tf.Tensor4D;
+  return w.bias ? { dKernel, dBias: tf.sum(dy, SPATIAL_AXES) as tf.Tensor1D } : { dKernel };
+}
+
+/** Gradient of conv(x) for its input, of `inputShape`. */
+function convInputGrad(inputShape: [number, number, number, number], w: ConvWeights, dy: tf.Tensor4D): tf.Tensor4D {
+  return tf.conv2dTranspose(dy, w.kernel, inputShape, 1, 'same');
 }
 
 /**
@@ -204,32 +210,72 @@ export function unitForward(x: tf.Tensor4D | tf.Tensor4D[], w: UnitWeights, epsi
 export interface InputGradTarget {
   splits: number[];
   accumulators: Array<tf.Tensor4D | null>;
+  /**
+   * The accumulators are the caller's to give up: each is disposed as soon as its sum exists, so
+   * that the old and new running gradients of only one piece are alive at a time.
+   */
+  consume?: boolean;
 }
 
 /**
  * Backward of one unit: the input gradient (one tensor per split of `target`, or one in
  * all) and the weight gradients in the order gamma, beta, kernel[, bias]. `x` is the unit's
  * input, whole or as channel pieces. With `releaseActivation` the BN-ReLU output `r` is
- * disposed as soon as it is no longer needed.
+ * disposed as soon as it is no longer needed, with `releaseGradient` dOut too. With `pooled`, the unit is a transition that
+ * average-pools before its 1x1 conv (the same as after: both are linear) and `r` is the
+ * pooled BN-ReLU output.
  */
 export function unitBackward(
   x: tf.Tensor4D | tf.Tensor4D[], r: tf.Tensor4D, w: UnitWeights, stats: ChannelStats, dOut: tf.Tensor4D,
-  options: { releaseActivation?: boolean; target?: InputGradTarget } = {},
+  options: { releaseActivation?: boolean; releaseGradient?: boolean; target?: InputGradTarget; pooled?: boolean } = {},
 ): { dxs: tf.Tensor4D[]; weightGrads: tf.Tensor[] } {
-  const c = convBackward(r, w.conv, dOut);
+  // The weights' gradient first: then r can go before the input gradient, as large, is made.
+  const weightGrads = convWeightGrads(r, w.conv, dOut);
+  const rShape = r.shape;
   // The fused kernel needs only x; the fallback still reads r for the ReLU mask. The fused
   // kernel sums the BN gradient itself, so synchronised BatchNorm takes the composite path.
   const fused = hasFusedKernels() && !reducer;
-  if (options.releaseActivation && fused) r.dispose();
-  const b = fused
-    ? fusedBnReluBackward(x, c.dx, w.bn, stats, options.target)
-    : bnReluBackward(r, x, c.dx, w.bn, stats, options.target);
-  if (options.releaseActivation && !fused) r.dispose();
-  c.dx.dispose();
+  if (options.releaseActivation && (fused || options.pooled)) r.dispose();
+  const c = { dx: convInputGrad(rShape, w.conv, dOut), ...weightGrads };
+  if (options.releaseGradient) dOut.dispose();
+  if (options.pooled && Array.isArray(x)) throw new Error('unitBackward: a pooled unit takes its input whole, not as pieces');
+  if (options.pooled && fused && hasKernel(BN_RELU_POOLED_GRAD) && (x as tf.Tensor4D).shape[1] % 2 === 0 && (x as tf.Tensor4D).shape[2] % 2 === 0) {
+    // The pool's gradient is dr / 4 over each window: the kernel reads it there, no full-size dr is made.
+    const quarter = tf.div(c.dx, 4) as tf.Tensor4D;
+    c.dx.dispose();
+    const p = fusedBnReluBackward(x, quarter, w.bn, stats, options.target, BN_RELU_POOLED_GRAD);
+    quarter.dispose();
+    return { dxs: p.dxs, weightGrads: [p.dGamma, p.dBeta, c.dKernel, ...(c.dBias ? [c.dBias] : [])] };
+  }
+  const dr = options.pooled ? avgPool2Backward(c.dx, x as tf.Tensor4D) : c.dx;
+  if (options.pooled) c.dx.dispose();
+  const mask = fused || options.pooled ? undefined : r;
+  const b = bnReluGradients(x, dr, w.bn, stats, { target: options.target, activation: mask });
+  if (mask && options.releaseActivation) mask.dispose();
+  dr.dispose();
   return { dxs: b.dxs, weightGrads: [b.dGamma, b.dBeta, c.dKernel, ...(c.dBias ? [c.dBias] : [])] };
 }
 
-interface BnReluGrads {
+/**
+ * Backward of r = relu(BN_train(x)) given dr: the fused kernel where the backend has it and
+ * BatchNorm is not synchronised, else composite ops, which read the ReLU mask from
+ * `activation` (r) when given and recompute it otherwise.
+ */
+export function bnReluGradients(x: tf.Tensor4D | tf.Tensor4D[], dr: tf.Tensor4D, bn: BatchNormWeights, stats: ChannelStats,
+  options: { target?: InputGradTarget; activation?: tf.Tensor4D } = {}): BnReluGrads {
+  if (hasFusedKernels() && !reducer) {
+    const { target } = options;
+    return target?.consume && Array.isArray(x) && x.length > 1 && target.splits.every((w, j) => x[j]?.shape[3] === w)
+      ? piecewiseBnReluBackward(x, dr, bn, stats, target)
+      : fusedBnReluBackward(x, dr, bn, stats, target);
+  }
+  const r = options.activation ?? bnRelu(x, bn, stats);
+  const b = bnReluBackward(r, x, dr, bn, stats, options.target);
+  if (!options.activation) r.dispose();
+  return b;
+}
+
+export interface BnReluGrads {
   dxs: tf.Tensor4D[];
   dGamma: tf.Tensor1D;
   dBeta: tf.Tensor1D;
@@ -237,14 +283,45 @@ interface BnReluGrads {
 
 /** Backward of r = relu(BN_train(x)) given dr, in one kernel that recomputes the ReLU mask from x. */
 function fusedBnReluBackward(x: tf.Tensor4D | tf.Tensor4D[], dr: tf.Tensor4D, bn: BatchNormWeights, stats: ChannelStats,
-  target?: InputGradTarget): BnReluGrads {
+  target?: InputGradTarget, kernel = BN_RELU_GRAD): BnReluGrads {
   const xs = Array.isArray(x) ? pieceInputs(x) : { x };
   const accs = Object.fromEntries((target?.accumulators ?? []).flatMap((a, j) => (a ? [[`acc${j}`, a]] : [])));
-  const outs = tf.engine().runKernel(BN_RELU_GRAD, {
+  const outs = tf.engine().runKernel(kernel, {
     ...xs, dr, gamma: bn.gamma, beta: bn.beta, mean: stats.mean, invStd: stats.invStd, ...accs,
   } as unknown as tf.NamedTensorMap, target ? { splits: target.splits } : {}) as tf.Tensor[];
   const n = outs.length - 2;
   return { dxs: outs.slice(0, n) as tf.Tensor4D[], dGamma: outs[n] as tf.Tensor1D, dBeta: outs[n + 1] as tf.Tensor1D };
+}
+
+/**
+ * The fused backward one input piece at a time (BatchNorm's gradient is per channel), each
+ * piece's accumulator given up once its sum is made: the running gradients are never all
+ * alive twice. dr is read in channel slices, a copy of one piece's channels at a time.
+ */
+function piecewiseBnReluBackward(x: tf.Tensor4D[], dr: tf.Tensor4D, bn: BatchNormWeights, stats: ChannelStats,
+  target: InputGradTarget): BnReluGrads {
+  const dxs: tf.Tensor4D[] = [];
+  const dGammas: tf.Tensor1D[] = [];
+  const dBetas: tf.Tensor1D[] = [];
+  let channel = 0;
+  x.forEach((piece, j) => {
+    const width = piece.shape[3];
+    const cut = <T extends tf.Tensor>(t: T): T => tf.slice(t, [...t.shape.slice(0, -1).map(() => 0), channel], [...t.shape.slice(0, -1).map(() => -1), width]) as T;
+    const part = tf.tidy(() => {
+      const g = fusedBnReluBackward(piece, cut(dr), { gamma: cut(bn.gamma), beta: cut(bn.beta) },
+        { mean: cut(stats.mean), invStd: cut(stats.invStd) }, { splits: [width], accumulators: [target.accumulators[j]] });
+      return { dx: g.dxs[0], dGamma: g.dGamma, dBeta: g.dBeta };
+    });
+    target.accumulators[j]?.dispose();
+    dxs.push(part.dx);
+    dGammas.push(part.dGamma);
+    dBetas.push(part.dBeta);
+    channel += width;
+  });
+  const dGamma = tf.concat(dGammas) as tf.Tensor1D;
+  const dBeta = tf.concat(dBetas) as tf.Tensor1D;
+  tf.dispose([...dGammas, ...dBetas]);
+  return { dxs, dGamma, dBeta };
 }
 
 /** The same with composite ops, for backends without the fused kernels. */

@@ -24,6 +24,13 @@ export const BN_RELU = 'DenseNetBnRelu';
  * piece; each split lies within one input piece), and dx_j has acc_j added where given.
  */
 export const BN_RELU_GRAD = 'DenseNetBnReluGrad';
+/**
+ * BN_RELU_GRAD of a unit whose BN-ReLU output is 2x2 average-pooled (a DenseNet transition that
+ * pools before its conv): dr is given at half the height and width, already divided by 4, and
+ * pixel (y, x) reads it at (y/2, x/2), so the full-size dr is never made. x's height and width
+ * must be even. Backends without it take AvgPoolGrad and BN_RELU_GRAD.
+ */
+export const BN_RELU_POOLED_GRAD = 'DenseNetBnReluPooledGrad';
 /** { x } -> [mean, biased variance] over every axis but the last, in one pass (backends that have it). */
 export const BATCH_MOMENTS = 'DenseNetBatchMoments';
 
@@ -105,29 +112,57 @@ export function accumulators(inputs: InputMap, pieces: Info[], segments: SplitSe
   });
 }
 
+/** The shape dr has for x of `shape`: x's own, or half its height and width for the pooled kernel. */
+function drShapeFor(shape: number[], pooled: boolean): number[] {
+  return pooled ? [shape[0], shape[1] / 2, shape[2] / 2, shape[3]] : shape;
+}
+
 /** Checks the per-channel vectors and dr (when given) against the pieces; returns the channel count. */
-export function checkChannelInputs(kernel: string, pieces: Info[], vectors: InputMap, dr?: Info): number {
+export function checkChannelInputs(kernel: string, pieces: Info[], vectors: InputMap, dr?: Info, pooled = false): number {
   const shape = concatShape(pieces);
+  if (pooled && (shape.length !== 4 || shape[1] % 2 !== 0 || shape[2] % 2 !== 0)) {
+    throw new Error(`${kernel}: x is [${shape}]; the pooled gradient needs NHWC with even height and width`);
+  }
   const channels = shape[shape.length - 1];
   for (const [name, v] of Object.entries(vectors)) {
     if (!v || v.dtype !== 'float32' || v.shape.length !== 1 || v.shape[0] !== channels) {
       throw new Error(`${kernel}: '${name}' is ${v ? `${v.dtype} [${v.shape}]` : 'missing'}, expected float32 [${channels}] (the channels of x, [${shape}])`);
     }
   }
-  if (dr && (dr.dtype !== 'float32' || !tf.util.arraysEqual(dr.shape, shape))) {
-    throw new Error(`${kernel}: 'dr' is ${dr.dtype} [${dr.shape}], expected float32 [${shape}] (the shape of x)`);
+  const drShape = drShapeFor(shape, pooled);
+  if (dr && (dr.dtype !== 'float32' || !tf.util.arraysEqual(dr.shape, drShape))) {
+    throw new Error(`${kernel}: 'dr' is ${dr.dtype} [${dr.shape}], expected float32 [${drShape}] (${pooled ? 'x pooled 2x2' : 'the shape of x'})`);
   }
   return channels;
 }
 
-/** The inputs of a BN_RELU_GRAD call, checked: the x pieces, dr and the BatchNorm vectors, the splits and their accumulators. */
-export function bnReluGradInputs(inputs: InputMap, attrs: unknown) {
-  const pieces = xPieces(inputs, BN_RELU_GRAD);
+/**
+ * The dr row pixel `row` of x reads: itself, or for the pooled kernel the 2x2 window it lies in,
+ * for x of height h and width w (0 for the plain kernel).
+ */
+export function drRowOf(row: number, h: number, w: number): number {
+  if (h === 0) return row;
+  const image = Math.floor(row / (h * w));
+  const at = row - image * h * w;
+  const y = Math.floor(at / w);
+  const x = at - y * w;
+  return (image * (h / 2) + (y >> 1)) * (w / 2) + (x >> 1);
+}
+
+/**
+ * The inputs of a BN_RELU_GRAD (or BN_RELU_POOLED_GRAD) call, checked: the x pieces, dr and the
+ * BatchNorm vectors, the splits and their accumulators; `pooled`: x's height and width (0, 0 when not pooled).
+ */
+export function bnReluGradInputs(inputs: InputMap, attrs: unknown, kernel: string = BN_RELU_GRAD) {
+  const pieces = xPieces(inputs, kernel);
   const { dr, gamma, beta, mean, invStd } = inputs;
-  const channels = checkChannelInputs(BN_RELU_GRAD, pieces, { gamma, beta, mean, invStd }, dr);
-  const segments = splitSegments(pieces, (attrs as BnReluGradAttrs | undefined)?.splits, BN_RELU_GRAD);
-  const accs = accumulators(inputs, pieces, segments, BN_RELU_GRAD);
-  return { pieces, dr: dr!, gamma: gamma!, beta: beta!, mean: mean!, invStd: invStd!, channels, segments, accs, lead: pieces[0].shape.slice(0, -1) };
+  const isPooled = kernel === BN_RELU_POOLED_GRAD;
+  const channels = checkChannelInputs(kernel, pieces, { gamma, beta, mean, invStd }, dr, isPooled);
+  const segments = splitSegments(pieces, (attrs as BnReluGradAttrs | undefined)?.splits, kernel);
+  const accs = accumulators(inputs, pieces, segments, kernel);
+  const lead = pieces[0].shape.slice(0, -1);
+  const pooled = isPooled ? { h: lead[1], w: lead[2] } : { h: 0, w: 0 };
+  return { pieces, dr: dr!, gamma: gamma!, beta: beta!, mean: mean!, invStd: invStd!, channels, segments, accs, lead, pooled };
 }
 
 /** How a backend exposes tensor memory to JS. */
@@ -177,10 +212,11 @@ function bnReluKernel(access: (backend: unknown) => MemoryAccess): tf.KernelFunc
 }
 
 /** Sums accumulate in float64; each output value is rounded once, then added to its accumulator. */
-function bnReluGradKernel(access: (backend: unknown) => MemoryAccess): tf.KernelFunc {
+function bnReluGradKernel(access: (backend: unknown) => MemoryAccess, kernel: string): tf.KernelFunc {
   return ({ inputs, backend, attrs }) => {
     const m = access(backend);
-    const { pieces, dr, gamma, beta, mean, invStd, channels, segments, accs, lead } = bnReluGradInputs(inputs as InputMap, attrs);
+    const { pieces, dr, gamma, beta, mean, invStd, channels, segments, accs, lead, pooled } = bnReluGradInputs(inputs as InputMap, attrs, kernel);
+    const drAt = (at: number, c: number) => drRowOf(Math.floor(at / channels), pooled.h, pooled.w) * channels + c;
     const outs = m.alloc([...segments.map((s) => [...lead, s.width]), [channels], [channels]]);
     const dv = m.view(dr);
     const gv = m.view(gamma);
@@ -197,8 +233,9 @@ function bnReluGradKernel(access: (backend: unknown) => MemoryAccess): tf.Kernel
     const sumDyX = new Float64Array(channels);
     forEachConcatElement(m, pieces, channels, (x, c, at) => {
       if (x * scale[c] + shift[c] > 0) {
-        sumDy[c] += dv[at];
-        sumDyX[c] += dv[at] * x;
+        const d = dv[drAt(at, c)];
+        sumDy[c] += d;
+        sumDyX[c] += d * x;
       }
     });
     const count = tf.util.sizeFromShape(lead);
@@ -223,7 +260,7 @@ function bnReluGradKernel(access: (backend: unknown) => MemoryAccess): tf.Kernel
         for (let c = 0; c < s.width; c++) {
           const k = s.channel + c;
           const xi = xv[row * xWidth + s.offset + c];
-          const dy = xi * scale[k] + shift[k] > 0 ? dv[row * channels + k] : 0;
+          const dy = xi * scale[k] + shift[k] > 0 ? dv[drRowOf(row, pooled.h, pooled.w) * channels + k] : 0;
           const v = Math.fround(dy * scale[k] + xi * a[k] + b[k]);
           out[row * s.width + c] = acc ? acc[row * s.width + c] + v : v;
         }
@@ -235,8 +272,13 @@ function bnReluGradKernel(access: (backend: unknown) => MemoryAccess): tf.Kernel
 
 /** Registers the JS fused kernels for the cpu backend (idempotent). */
 export function registerFusedKernels(): void {
-  for (const [kernelName, make] of [[BN_RELU, bnReluKernel], [BN_RELU_GRAD, bnReluGradKernel]] as const) {
-    if (!tf.getKernel(kernelName, 'cpu')) tf.registerKernel({ kernelName, backendName: 'cpu', kernelFunc: make(cpuAccess) });
+  const kernels: Array<[string, tf.KernelFunc]> = [
+    [BN_RELU, bnReluKernel(cpuAccess)],
+    [BN_RELU_GRAD, bnReluGradKernel(cpuAccess, BN_RELU_GRAD)],
+    [BN_RELU_POOLED_GRAD, bnReluGradKernel(cpuAccess, BN_RELU_POOLED_GRAD)],
+  ];
+  for (const [kernelName, kernelFunc] of kernels) {
+    if (!tf.getKernel(kernelName, 'cpu')) tf.registerKernel({ kernelName, backendName: 'cpu', kernelFunc });
   }
 }
 

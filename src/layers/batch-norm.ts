@@ -18,7 +18,7 @@ export class BatchNorm extends tf.layers.Layer {
   static className = 'DenseNetBatchNorm';
   readonly epsilon: number;
   readonly momentum: number;
-  private vars?: { gamma: tf.LayerVariable; beta: tf.LayerVariable; movingMean: tf.LayerVariable; movingVariance: tf.LayerVariable };
+  protected vars?: { gamma: tf.LayerVariable; beta: tf.LayerVariable; movingMean: tf.LayerVariable; movingVariance: tf.LayerVariable };
 
   constructor(args: BatchNormArgs) {
     super({ name: args.name });

@@ -242,7 +242,8 @@ export class DenseBlock extends tf.layers.Layer {
           ? { ins: rec.unitInputs, acts: rec.activations! }
           : recompute(features, weights[l], rec.stats, rec.masks);
         // The first unit's input gradient lands in the feature maps' running gradients.
-        const target = { splits: features.map((f) => f.shape[3]), accumulators: grads.slice(0, l + 1) };
+        // Nothing but this layer reads the running gradients it adds to: it may give up each as it goes.
+        const target = { splits: features.map((f) => f.shape[3]), accumulators: grads.slice(0, l + 1), consume: true };
         // d: the gradient of unit i's output, before its dropout.
         let d = dOut;
         const unitGrads: tf.Tensor[][] = [];
@@ -251,7 +252,10 @@ export class DenseBlock extends tf.layers.Layer {
           const mask = rec.masks[i];
           if (mask) d = applyMask(d, mask, d !== dOut);
           const x = ins[i] ?? features;
-          const u = unitBackward(x, acts[i], weights[l][i], rec.stats[i], d, { releaseActivation: true, target: i === 0 ? target : undefined });
+          const act = acts[i] ?? bnRelu(x, weights[l][i].bn, rec.stats[i]);
+          const u = unitBackward(x, act, weights[l][i], rec.stats[i], d, {
+            releaseActivation: true, releaseGradient: d !== dOut, target: i === 0 ? target : undefined,
+          });
           if (d !== dOut) d.dispose();
           ins[i]?.dispose();
           unitGrads.unshift(u.weightGrads);
@@ -330,14 +334,22 @@ function joinMoments(moments: Moments[]): Moments {
  * statistics (and dropout masks). The first unit's input stays the pieces (ins[0] is null): the kernels read them in place.
  */
 function recompute(features: tf.Tensor4D[], weights: UnitWeights[], stats: ChannelStats[], masks: Array<tf.Tensor | undefined>):
-  { ins: Array<tf.Tensor4D | null>; acts: tf.Tensor4D[] } {
+  { ins: Array<tf.Tensor4D | null>; acts: Array<tf.Tensor4D | null> } {
   const ins: Array<tf.Tensor4D | null> = [null];
-  const acts: tf.Tensor4D[] = [];
+  const acts: Array<tf.Tensor4D | null> = [];
   weights.forEach((w, i) => {
-    acts.push(bnRelu(ins[i] ?? features, w.bn, stats[i]));
+    const act = bnRelu(ins[i] ?? features, w.bn, stats[i]);
     if (i + 1 < weights.length) {
-      const out = conv(acts[i], w.conv);
+      const out = conv(act, w.conv);
       ins.push(masks[i] ? applyMask(out, masks[i]!) : out);
+    }
+    // The first unit's BN-ReLU output spans every feature map: made again when its backward comes,
+    // rather than held through the later units' backward.
+    if (i === 0 && weights.length > 1) {
+      act.dispose();
+      acts.push(null);
+    } else {
+      acts.push(act);
     }
   });
   return { ins, acts };

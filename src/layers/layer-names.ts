@@ -4,7 +4,7 @@
 // are keyed by these strings: a name changed here breaks every saved file.
 //
 //   DenseNet:    stem_conv, stem_norm, block{b}/layer{l}/norm1|conv1|norm2|conv2, transition{t}/norm|conv,
-//                transition{t}_pool, final_norm, classifier
+//                transition{t}_drop|_pool (with dropout; without, the pool is in transition{t}), final_norm (BN-ReLU-pool), classifier
 //   FC-DenseNet: stem_conv, down{i}/layer{l}/..., transition_down{i}/norm|conv, transition_down{i}_drop|_pool,
 //                bottleneck/layer{l}/..., transition_up{i}_conv|_concat, up{i}/layer{l}/..., head_conv
 // A weight is `{scope}/{param}`: scope `stem_conv`, `block1/layer2/norm1`, ...; param kernel, gamma, ...

@@ -3,7 +3,7 @@
 // count exactly the tensors the step allocates and frees, so tf.profile's peakBytes is
 // the peak of a real run, obtained in milliseconds without memory or arithmetic.
 import * as tf from '../tf';
-import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, concatShape, xPieces } from '../core/fused-kernels';
+import { BATCH_MOMENTS, BN_RELU, BN_RELU_GRAD, BN_RELU_POOLED_GRAD, concatShape, xPieces } from '../core/fused-kernels';
 import { DROPOUT_MASK } from '../core/dropout-mask';
 
 export const DRY_RUN = 'densenet-dry-run';
@@ -42,6 +42,14 @@ const matMul: ShapeRule = (ins, a) => {
   const batch = tf.backend_util.assertAndGetBroadcastShape(x.slice(0, -2), y.slice(0, -2));
   return [{ shape: [...batch, m, n] }];
 };
+
+/** The fused BN-ReLU gradients: dx in its splits, dGamma, dBeta. */
+function bnReluGradShapes(named: Record<string, Info>, a: Attrs, kernel: string): Array<{ shape: number[] }> {
+  const x = concatShape(xPieces(named, kernel));
+  const channels = x[x.length - 1];
+  const splits = (a.splits as number[] | undefined) ?? [channels];
+  return [...splits.map((w) => ({ shape: [...x.slice(0, -1), w] })), { shape: [channels] }, { shape: [channels] }];
+}
 
 const RULES: Record<string, ShapeRule> = {
   Identity: same, Cast: (ins, a) => [{ shape: ins[0].shape, dtype: a.dtype as tf.DataType }],
@@ -82,12 +90,8 @@ const RULES: Record<string, ShapeRule> = {
   Transpose: (ins, a) => [{ shape: (a.perm as number[]).map((p) => ins[0].shape[p]) }],
   OneHot: (ins, a) => [{ shape: [...ins[0].shape, a.depth as number], dtype: a.dtype as tf.DataType }],
   [BN_RELU]: (_, a, named) => [{ shape: concatShape(xPieces(named, BN_RELU)) }],
-  [BN_RELU_GRAD]: (_, a, named) => {
-    const x = concatShape(xPieces(named, BN_RELU_GRAD));
-    const channels = x[x.length - 1];
-    const splits = (a.splits as number[] | undefined) ?? [channels];
-    return [...splits.map((w) => ({ shape: [...x.slice(0, -1), w] })), { shape: [channels] }, { shape: [channels] }];
-  },
+  [BN_RELU_GRAD]: (_, a, named) => bnReluGradShapes(named, a, BN_RELU_GRAD),
+  [BN_RELU_POOLED_GRAD]: (_, a, named) => bnReluGradShapes(named, a, BN_RELU_POOLED_GRAD),
   [DROPOUT_MASK]: (_, a) => [{ shape: a.shape as number[] }],
   [BATCH_MOMENTS]: (ins) => [{ shape: ins[0].shape.slice(-1) }, { shape: ins[0].shape.slice(-1) }],
 };

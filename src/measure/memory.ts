@@ -3,7 +3,7 @@
 import * as tf from '../tf';
 import * as zoo from '../zoo';
 import { trainingHarness } from './training-step';
-import { TensorTimeline, recordTimeline } from './tensor-timeline';
+import { TensorTimeline, peakBufferGrowth, recordTimeline } from './tensor-timeline';
 
 export interface ModeMeasurement {
   /** tf.profile's peakBytes during one step: weights, optimizer slots, activations, gradients. */
@@ -11,6 +11,13 @@ export interface ModeMeasurement {
   /** Bytes in use before the step (weights and optimizer slots). */
   baselineBytes: number;
   bytesPerImage: number;
+  /**
+   * The most bytes of distinct buffers alive during the step: what is allocated. tfjs's count
+   * (peakBytes) adds again every tensor that shares another's buffer (the tape's clones of saved inputs).
+   */
+  peakBufferBytes: number;
+  /** (peakBufferBytes - baselineBytes) / batch: the memory each image of the batch adds. */
+  bufferBytesPerImage: number;
   /** Median of the timed steps, which alternate with the other mode's (see benchMemory). */
   msPerStep: number;
   /** Every timed step, in order. */
@@ -73,11 +80,19 @@ type PeakMeasurement = Omit<ModeMeasurement, 'msPerStep' | 'stepMs'>;
 /** Peak bytes of one training step of a fresh run (its first step creates the optimizer slots). */
 async function peakOf(run: ModeRun, batch: number): Promise<PeakMeasurement> {
   await run.harness.step();
+  // Between steps no tensor shares another's buffer (weights, optimizer slots, the batch): tfjs's count is the buffers'.
   const baselineBytes = tf.memory().numBytes;
-  const profile = await tf.profile(() => run.harness.step());
+  let growth = 0;
+  const profile = await tf.profile(async () => {
+    growth = await peakBufferGrowth(() => run.harness.step());
+  });
   const tensorsAfterStep2 = tf.memory().numTensors;
   await run.harness.step();
-  return { peakBytes: profile.peakBytes, baselineBytes, bytesPerImage: profile.peakBytes / batch, tensorsAfterStep2, tensorsAfterLastStep: tf.memory().numTensors };
+  return {
+    peakBytes: profile.peakBytes, baselineBytes, bytesPerImage: profile.peakBytes / batch,
+    peakBufferBytes: baselineBytes + growth, bufferBytesPerImage: growth / batch,
+    tensorsAfterStep2, tensorsAfterLastStep: tf.memory().numTensors,
+  };
 }
 
 /** Peak bytes of one training step, with only this mode's model alive. */

@@ -13,8 +13,10 @@ export interface ModePlan {
   /** Weights, gradients and optimizer slots: what does not grow with the batch. */
   fixedBytes: number;
   bytesPerImage: number;
-  /** Predicted peak at the requested batch. */
+  /** Predicted peak at the requested batch, as tfjs counts it (tf.profile's peakBytes). */
   peakBytes: number;
+  /** Predicted peak of distinct buffers (what is allocated) at the requested batch. */
+  peakBufferBytes: number;
   /** Largest batch whose predicted peak fits the budget (0 if none). */
   maxBatch: number;
 }
@@ -58,7 +60,8 @@ async function planMode(make: ModelFactory, memoryEfficient: boolean, options: P
   let maxBatch = Math.max(0, Math.floor((options.budgetBytes - fixedBytes) / bytesPerImage));
   // Below the linear regime the update's peak may dominate: confirm the estimate, step down if needed.
   while (maxBatch > 0 && (await peakAt(maxBatch)) > options.budgetBytes) maxBatch = Math.floor(maxBatch * 0.9);
-  return { fixedBytes, bytesPerImage, peakBytes: await peakAt(options.batch), maxBatch };
+  const at = await measurePeak(make, memoryEfficient, options.batch);
+  return { fixedBytes, bytesPerImage, peakBytes: at.peakBytes, peakBufferBytes: at.peakBufferBytes, maxBatch };
 }
 
 /** Predicts both modes' peak memory; runs on the dry-run backend and restores the active one. */
@@ -83,10 +86,10 @@ export async function planMemory(name: string, options: PlanOptions, make: Model
 export function formatPlan(p: MemoryPlan): string {
   const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
   const row = (mode: string, m: ModePlan) =>
-    `${mode.padEnd(10)} ${mb(m.peakBytes).padStart(12)} ${mb(m.bytesPerImage).padStart(12)} ${mb(m.fixedBytes).padStart(10)} ${String(m.maxBatch).padStart(10)}`;
+    `${mode.padEnd(10)} ${mb(m.peakBytes).padStart(12)} ${mb(m.peakBufferBytes).padStart(12)} ${mb(m.bytesPerImage).padStart(12)} ${mb(m.fixedBytes).padStart(10)} ${String(m.maxBatch).padStart(10)}`;
   return [
     `${p.model}, input ${p.input.join('x')}, batch ${p.batch}, budget ${(p.budgetBytes / 1e9).toFixed(2)} GB`,
-    `${'mode'.padEnd(10)} ${'peak'.padStart(12)} ${'per image'.padStart(12)} ${'fixed'.padStart(10)} ${'max batch'.padStart(10)}`,
+    `${'mode'.padEnd(10)} ${'peak'.padStart(12)} ${'allocated'.padStart(12)} ${'per image'.padStart(12)} ${'fixed'.padStart(10)} ${'max batch'.padStart(10)}`,
     row('naive', p.naive),
     row('efficient', p.efficient),
   ].join('\n');

@@ -39,6 +39,11 @@ export interface TensorTimeline {
   curve: Array<{ event: number; bytes: number; bufferBytes: number; phase: TensorOrigin['phase'] }>;
   /** What was made during the step and alive at its peak, largest groups first. */
   atPeak: LiveGroup[];
+  /**
+   * The peak of what is allocated (distinct buffers), which may fall elsewhere than tfjs's count's,
+   * and what holds it: each buffer counted once, in the group of the first tensor that holds it.
+   */
+  allocatedPeak: { bytes: number; event: number; atPeak: LiveGroup[] };
 }
 
 interface Tracked extends TensorOrigin {
@@ -63,10 +68,54 @@ function bytesOf(t: tf.Tensor): number {
   return t.dtype === 'string' || t.dtype === 'complex64' ? 0 : t.size * (t.dtype === 'float32' || t.dtype === 'int32' ? 4 : 1);
 }
 
+/** What a hook sees of one tensor made or released: whether its buffer was allocated or freed with it. */
+type TensorHook = (t: tf.Tensor, bufferChange: number) => void;
+
 /**
- * Runs `step` with the engine's tensor bookkeeping observed. The engine methods are wrapped on
- * the instance only for the duration of the call and restored afterwards, also when it throws.
+ * Runs `step` with the engine's tensor tracking observed: `made` after each tensor is tracked,
+ * `released` after each is disposed. The engine methods are wrapped on the instance only for
+ * the duration of the call and restored afterwards, also when it throws.
  */
+async function observeTensors(made: TensorHook, released: TensorHook, step: () => void | Promise<void>): Promise<void> {
+  const engine = tf.engine() as unknown as EngineInternals;
+  const buffers = engine.state.tensorInfo;
+  const { trackTensor, disposeTensor } = engine;
+  engine.trackTensor = function (t, backend) {
+    const fresh = !buffers.has(t.dataId);
+    trackTensor.call(this, t, backend);
+    made(t, fresh ? bytesOf(t) : 0);
+  };
+  engine.disposeTensor = function (t) {
+    if (!buffers.has(t.dataId)) return disposeTensor.call(this, t); // the engine ignores it too
+    disposeTensor.call(this, t);
+    released(t, buffers.has(t.dataId) ? 0 : -bytesOf(t));
+  };
+  try {
+    await step();
+  } finally {
+    // The instance properties shadowed the prototype's: removing them restores it exactly.
+    for (const key of ['trackTensor', 'disposeTensor'] as const) delete (engine as unknown as Record<string, unknown>)[key];
+  }
+}
+
+/**
+ * The most bytes of distinct buffers alive at any moment of `step`, above those alive when it
+ * starts. tfjs's own count (tf.memory, tf.profile's peakBytes) adds a tensor that shares another's
+ * buffer once more, though nothing is allocated for it: the clones the gradient tape keeps of
+ * saved inputs, reshapes.
+ */
+export async function peakBufferGrowth(step: () => void | Promise<void>): Promise<number> {
+  let bytes = 0;
+  let peak = 0;
+  const change: TensorHook = (_, delta) => {
+    bytes += delta;
+    if (bytes > peak) peak = bytes;
+  };
+  await observeTensors(change, change, step);
+  return peak;
+}
+
+/** Runs `step` recording every tensor made and released, and where. */
 export async function recordTimeline(step: () => void | Promise<void>, points = 2000): Promise<TensorTimeline> {
   const engine = tf.engine() as unknown as EngineInternals;
   const baselineBytes = tf.memory().numBytes;
@@ -89,23 +138,18 @@ export async function recordTimeline(step: () => void | Promise<void>, points = 
     };
   };
 
-  const { trackTensor, disposeTensor, runKernelFunc } = engine;
-  const layerApply = tf.layers.Layer.prototype.apply;
-  const buffers = engine.state.tensorInfo;
-  engine.trackTensor = function (t, backend) {
-    const fresh = !buffers.has(t.dataId);
-    trackTensor.call(this, t, backend);
+  const made: TensorHook = (t, buffer) => {
     current.set(t.id, records.push({ ...origin(t), bytes: bytesOf(t), dataId: t.dataId }) - 1);
-    events.push({ record: current.get(t.id)!, sign: 1, buffer: fresh ? bytesOf(t) : 0 });
+    events.push({ record: current.get(t.id)!, sign: 1, buffer });
   };
-  engine.disposeTensor = function (t) {
-    if (!buffers.has(t.dataId)) return disposeTensor.call(this, t); // the engine ignores it too
-    disposeTensor.call(this, t);
+  const released: TensorHook = (t, buffer) => {
     // Made before the step (the weights an optimizer update replaces): a record in phase 'other'.
     const record = current.get(t.id) ?? records.push({ phase: 'other', scope: 'before the step', kernels: '', shape: t.shape.slice(), bytes: bytesOf(t), dataId: t.dataId }) - 1;
     current.delete(t.id);
-    events.push({ record, sign: -1, buffer: buffers.has(t.dataId) ? 0 : -bytesOf(t) });
+    events.push({ record, sign: -1, buffer });
   };
+  const { runKernelFunc } = engine;
+  const layerApply = tf.layers.Layer.prototype.apply;
   engine.runKernelFunc = function (params) {
     kernelStack.push(params.kernelName ?? 'custom-op');
     try {
@@ -123,11 +167,9 @@ export async function recordTimeline(step: () => void | Promise<void>, points = 
     }
   } as typeof layerApply;
   try {
-    await step();
+    await observeTensors(made, released, step);
   } finally {
-    Object.assign(engine, { trackTensor, disposeTensor, runKernelFunc });
-    // The instance properties shadowed the prototype's: removing them restores it exactly.
-    for (const key of ['trackTensor', 'disposeTensor', 'runKernelFunc'] as const) delete (engine as unknown as Record<string, unknown>)[key];
+    delete (engine as unknown as Record<string, unknown>).runKernelFunc;
     tf.layers.Layer.prototype.apply = layerApply;
   }
   return summarise(events, records, baselineBytes, points);
@@ -139,6 +181,7 @@ function summarise(events: Event[], records: Tracked[], baselineBytes: number, p
   let bufferBytes = 0;
   let released = 0;
   let peak = { event: -1, bytes: 0, bufferBytes: 0, released: 0 };
+  let allocated = { event: -1, bytes: 0 };
   const made = new Set<number>();
   const curve: TensorTimeline['curve'] = [];
   const every = Math.max(1, Math.ceil(events.length / points));
@@ -149,23 +192,10 @@ function summarise(events: Event[], records: Tracked[], baselineBytes: number, p
     if (e.sign === 1) made.add(e.record);
     else if (!made.has(e.record)) released += t.bytes;
     if (bytes > peak.bytes) peak = { event: i, bytes, bufferBytes, released };
+    if (bufferBytes > allocated.bytes) allocated = { event: i, bytes: bufferBytes };
     if (i % every === 0) curve.push({ event: i, bytes: baselineBytes + bytes, bufferBytes: baselineBytes + bufferBytes, phase: t.phase });
   });
 
-  const alive = new Set<number>();
-  for (const e of events.slice(0, peak.event + 1)) {
-    if (e.sign === 1) alive.add(e.record);
-    else alive.delete(e.record);
-  }
-  const groups = new Map<string, LiveGroup>();
-  for (const record of alive) {
-    const { bytes: b, dataId: _, ...where } = records[record];
-    const key = JSON.stringify(where);
-    const g = groups.get(key) ?? { ...where, count: 0, bytes: 0 };
-    g.count += 1;
-    g.bytes += b;
-    groups.set(key, g);
-  }
   return {
     baselineBytes,
     peakBytes: baselineBytes + peak.bytes,
@@ -174,8 +204,30 @@ function summarise(events: Event[], records: Tracked[], baselineBytes: number, p
     events: events.length,
     peakEvent: peak.event,
     curve,
-    atPeak: [...groups.values()].sort((a, b) => b.bytes - a.bytes),
+    atPeak: liveGroups(events, records, peak.event, false),
+    allocatedPeak: { bytes: baselineBytes + allocated.bytes, event: allocated.event, atPeak: liveGroups(events, records, allocated.event, true) },
   };
+}
+
+/** What was made during the step and alive after event `at`, grouped by origin; `buffersOnce`: a shared buffer counts once. */
+function liveGroups(events: Event[], records: Tracked[], at: number, buffersOnce: boolean): LiveGroup[] {
+  const alive = new Set<number>();
+  for (const e of events.slice(0, at + 1)) {
+    if (e.sign === 1) alive.add(e.record);
+    else alive.delete(e.record);
+  }
+  const groups = new Map<string, LiveGroup>();
+  const counted = new Set<object>();
+  for (const record of alive) {
+    const { bytes: b, dataId, ...where } = records[record];
+    const key = JSON.stringify(where);
+    const g = groups.get(key) ?? { ...where, count: 0, bytes: 0 };
+    g.count += 1;
+    if (!buffersOnce || !counted.has(dataId)) g.bytes += b;
+    counted.add(dataId);
+    groups.set(key, g);
+  }
+  return [...groups.values()].filter((g) => g.bytes > 0 || !buffersOnce).sort((a, b) => b.bytes - a.bytes);
 }
 
 /** The live groups at the peak summed by (pass, kernels): which kinds of tensor hold the memory. */
@@ -210,6 +262,13 @@ export function timelineReport(r: { model: string; batch: number; backend: strin
       '| pass | kernels (role) | tensors | MB |',
       '|---|---|---|---|',
       ...peakByRole(t).slice(0, top).map((x) => `| ${x.phase} | ${x.kernels || '-'} | ${x.count} | ${mb(x.bytes)} |`),
+      '',
+      `Allocated (distinct buffers): peak ${mb(t.allocatedPeak.bytes)} MB (${mb((t.allocatedPeak.bytes - t.baselineBytes) / r.batch)} MB per image above the ${mb(t.baselineBytes)} MB before the step) at event ${t.allocatedPeak.event}, held by:`,
+      '',
+      '| pass | layer or scope | kernels | shape | tensors | MB |',
+      '|---|---|---|---|---|---|',
+      ...t.allocatedPeak.atPeak.slice(0, top).map((g) => `| ${g.phase} | ${g.scope || '-'} | ${g.kernels || '-'} | ${g.shape.join('x')} | ${g.count} | ${mb(g.bytes)} |`),
+      `| | ${Math.max(0, t.allocatedPeak.atPeak.length - top)} more groups | | | | ${mb(t.allocatedPeak.atPeak.slice(top).reduce((s, g) => s + g.bytes, 0))} |`,
     ].join('\n');
   };
   return [`${r.model}, batch ${r.batch}, on ${r.backend}: tensors alive at the peak of one training step`, '', part('naive'), '', part('efficient')].join('\n');

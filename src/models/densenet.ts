@@ -3,6 +3,8 @@
 import * as tf from '../tf';
 import { DropoutPlacement, MaskDropout } from '../layers/dropout';
 import { PreActivationConv } from '../layers/pre-activation-conv';
+import { NormReluPool } from '../layers/norm-relu-pool';
+import { BATCH_NORM_DEFAULTS } from '../layers/unit-variables';
 import { CLASSIFIER, INPUT_LAYER, layerName, stages } from '../layers/layer-names';
 import { BuildOptions, batchNorm, channels, checkInputShape, denseBlock, relu } from './common';
 import { KernelInit, tfjsKernelInitializer } from '../layers/initializers';
@@ -55,10 +57,13 @@ function stem(input: tf.SymbolicTensor, arch: DenseNetArch): tf.SymbolicTensor {
 function transition(x: tf.SymbolicTensor, t: number, arch: DenseNetArch, memoryEfficient: boolean): tf.SymbolicTensor {
   const filters = Math.floor(channels(x) * arch.compression);
   const at = stages.transition(t);
-  let y = new PreActivationConv({ name: layerName(at), filters, kernelSize: 1, useBias: false, memoryEfficient, kernelInit: arch.kernelInit }).apply(x) as tf.SymbolicTensor;
-  if (arch.dropRate > 0 && arch.dropoutPlacement === 'every-conv') {
-    y = new MaskDropout({ name: layerName(at, 'drop'), rate: arch.dropRate }).apply(y) as tf.SymbolicTensor;
-  }
+  // Dropout sits between the conv and the pool; without it the pool is part of the transition layer.
+  const dropout = arch.dropRate > 0 && arch.dropoutPlacement === 'every-conv';
+  let y = new PreActivationConv({
+    name: layerName(at), filters, kernelSize: 1, useBias: false, memoryEfficient, kernelInit: arch.kernelInit, pool: !dropout,
+  }).apply(x) as tf.SymbolicTensor;
+  if (!dropout) return y;
+  y = new MaskDropout({ name: layerName(at, 'drop'), rate: arch.dropRate }).apply(y) as tf.SymbolicTensor;
   return tf.layers.averagePooling2d({ name: layerName(at, 'pool'), poolSize: 2, strides: 2 }).apply(y) as tf.SymbolicTensor;
 }
 
@@ -82,9 +87,7 @@ export function buildDenseNet(arch: DenseNetArch, options: BuildOptions): tf.Lay
     });
     if (b < arch.blockLayers.length) x = transition(x, b, arch, options.memoryEfficient);
   });
-  x = batchNorm(layerName(stages.final, 'norm')).apply(x) as tf.SymbolicTensor;
-  x = relu(layerName(stages.final, 'relu')).apply(x) as tf.SymbolicTensor;
-  x = tf.layers.globalAveragePooling2d({ name: layerName(stages.final, 'pool') }).apply(x) as tf.SymbolicTensor;
+  x = new NormReluPool({ name: layerName(stages.final, 'norm'), ...BATCH_NORM_DEFAULTS }).apply(x) as tf.SymbolicTensor;
   const logits = tf.layers.dense({ name: CLASSIFIER, units: options.numClasses }).apply(x) as tf.SymbolicTensor;
   return tf.model({ name: options.name, inputs: input, outputs: logits });
 }

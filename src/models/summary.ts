@@ -45,7 +45,9 @@ function layerFlops(layer: tf.layers.Layer): number {
   if (cls === 'Conv2DTranspose') return inp[1] * inp[2] * kernelSize(kernels[0]);
   // Stride-1 convs inside custom layers and plain convs: every kernel applied at every output pixel.
   if (cls === 'Conv2D' || cls === DenseBlock.className || cls === PreActivationConv.className) {
-    return out[1] * out[2] * kernels.reduce((s, w) => s + kernelSize(w), 0);
+    // A transition that pools before its conv computes a quarter of this; the table gives the architecture's count.
+    const at = layer instanceof PreActivationConv && layer.pool ? inp : out;
+    return at[1] * at[2] * kernels.reduce((s, w) => s + kernelSize(w), 0);
   }
   return 0;
 }
