@@ -143,6 +143,21 @@ test('resuming a 2-rank --sync-bn run in one process continues it exactly (anoth
   assert.ok(diff < 1e-5, `weights differ by ${diff}`);
 });
 
+test('two launchers as two machines (--nnodes 2 --node-rank 0|1 --master) train as one process on the global batch with --sync-bn', { skip }, async () => {
+  const out = join(tmp.dir, 'two-nodes');
+  const reference = join(tmp.dir, 'two-nodes-reference');
+  const master = `127.0.0.1:${await freePort()}`;
+  const nodes = [0, 1].map((rank) => spawnCli(trainArgs(data, out, 6, ['--nproc', '1', '--nnodes', '2', '--node-rank', String(rank), '--master', master, '--sync-bn'])));
+  const seen = nodes.map((n) => collectOutput(n));
+  const exits = await Promise.all(nodes.map(closed));
+  assert.deepEqual(exits.map((e) => e.code), [0, 0], seen.map((x) => x.stdout + x.stderr).join('\n---\n'));
+  assert.match(seen[0].stdout, /2 ranks \(1 here/);
+  const straight = runCli(trainArgs(data, reference, 6));
+  assert.equal(straight.status, 0, straight.stderr);
+  const diff = weightsDifference(out, reference);
+  assert.ok(diff < 1e-5, `weights differ by ${diff}`);
+});
+
 test('without the communicator a multi-process run fails at once, saying what to install', () => {
   const out = join(tmp.dir, 'no-addon');
   const r = runCli(trainArgs(data, out, 2, ['--nproc', '2']), { DENSENET_C10D_ADDON: '/nonexistent/densenet_c10d.node' });

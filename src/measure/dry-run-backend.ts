@@ -167,6 +167,8 @@ class DryRunBackend extends tf.KernelBackend {
   }
 }
 
+const SHARES_INPUT = new Set(['Identity', 'Reshape', 'Cast']);
+
 let registered = false;
 
 /** Registers the dry-run backend and a shape rule for every kernel the zoo's training step uses. */
@@ -180,7 +182,14 @@ export function registerDryRunBackend(): void {
       backendName: DRY_RUN,
       kernelFunc: ({ inputs, attrs, backend }) => {
         const ins = Object.values(inputs) as Info[];
-        const outs = rule(ins, (attrs ?? {}) as Attrs, inputs as Record<string, Info>).map((o) => (backend as DryRunBackend).output(o.shape, o.dtype ?? ins[0]?.dtype ?? 'float32'));
+        const shapes = rule(ins, (attrs ?? {}) as Attrs, inputs as Record<string, Info>);
+        const dtype = (o: { dtype?: tf.DataType }) => o.dtype ?? ins[0]?.dtype ?? 'float32';
+        // As the CPU backends do: these give a view of their input's data, allocating nothing.
+        if (SHARES_INPUT.has(kernelName) && dtype(shapes[0]) === ins[0].dtype) {
+          (backend as DryRunBackend).incRef(ins[0].dataId);
+          return { dataId: ins[0].dataId, shape: shapes[0].shape, dtype: ins[0].dtype };
+        }
+        const outs = shapes.map((o) => (backend as DryRunBackend).output(o.shape, dtype(o)));
         return outs.length === 1 ? outs[0] : outs;
       },
     });
