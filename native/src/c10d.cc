@@ -132,6 +132,16 @@ Group* groupOf(void* data) {
   return g;
 }
 
+/** An entry point of a group's method: its `argc` arguments and the group, errors thrown to JS. */
+template <typename F>
+napi_value onGroup(napi_env env, napi_callback_info info, size_t argc, F&& body) {
+  return guarded(env, [&] {
+    void* data;
+    auto argv = args(env, info, argc, &data);
+    return body(*groupOf(data), argv);
+  });
+}
+
 napi_value undefinedValue(napi_env env) {
   napi_value u;
   napi_get_undefined(env, &u);
@@ -139,72 +149,57 @@ napi_value undefinedValue(napi_env env) {
 }
 
 napi_value allreduce(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    void* data;
-    auto argv = args(env, info, 2, &data);
-    Group* g = groupOf(data);
+  return onGroup(env, info, 2, [&](Group& g, std::vector<napi_value>& argv) {
     const std::string op = stringOf(env, argv[1], "op");
     c10d::AllreduceOptions opts;
     if (op == "sum" || op == "mean") opts.reduceOp = c10d::ReduceOp::SUM;
     else if (op == "max") opts.reduceOp = c10d::ReduceOp::MAX;
     else throw JsError("c10d: allreduce op must be sum, mean or max, got '" + op + "'");
     auto tensors = float32Views(env, argv[0]);
-    eachArray(tensors, *g, "allreduce", [&](std::vector<at::Tensor>& one) { return g->pg->allreduce(one, opts); });
+    eachArray(tensors, g, "allreduce", [&](std::vector<at::Tensor>& one) { return g.pg->allreduce(one, opts); });
     if (op == "mean") {
-      for (auto& t : tensors) t.div_(static_cast<double>(g->size));
+      for (auto& t : tensors) t.div_(static_cast<double>(g.size));
     }
     return undefinedValue(env);
   });
 }
 
 napi_value broadcast(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    void* data;
-    auto argv = args(env, info, 2, &data);
-    Group* g = groupOf(data);
+  return onGroup(env, info, 2, [&](Group& g, std::vector<napi_value>& argv) {
     const int root = static_cast<int>(numberOf(env, argv[1], "root"));
-    if (root < 0 || root >= g->size) throw JsError("c10d: broadcast root " + std::to_string(root) + " is not a rank");
+    if (root < 0 || root >= g.size) throw JsError("c10d: broadcast root " + std::to_string(root) + " is not a rank");
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
     auto tensors = float32Views(env, argv[0]);
-    eachArray(tensors, *g, "broadcast", [&](std::vector<at::Tensor>& one) { return g->pg->broadcast(one, opts); });
+    eachArray(tensors, g, "broadcast", [&](std::vector<at::Tensor>& one) { return g.pg->broadcast(one, opts); });
     return undefinedValue(env);
   });
 }
 
 napi_value barrier(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    void* data;
-    args(env, info, 0, &data);
-    Group* g = groupOf(data);
-    std::vector<c10::intrusive_ptr<c10d::Work>> works{g->pg->barrier()};
-    waitAll(works, *g, "barrier");
+  return onGroup(env, info, 0, [&](Group& g, std::vector<napi_value>& argv) {
+    std::vector<c10::intrusive_ptr<c10d::Work>> works{g.pg->barrier()};
+    waitAll(works, g, "barrier");
     return undefinedValue(env);
   });
 }
 
 napi_value storeSet(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    void* data;
-    auto argv = args(env, info, 2, &data);
-    Group* g = groupOf(data);
+  return onGroup(env, info, 2, [&](Group& g, std::vector<napi_value>& argv) {
     const std::string key = stringOf(env, argv[0], "key");
     const std::string value = stringOf(env, argv[1], "value");
-    g->store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
+    g.store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
     return undefinedValue(env);
   });
 }
 
 /** The value of a key, waiting for it up to the store's timeout. */
 napi_value storeGet(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    void* data;
-    auto argv = args(env, info, 1, &data);
-    Group* g = groupOf(data);
+  return onGroup(env, info, 1, [&](Group& g, std::vector<napi_value>& argv) {
     const std::string key = stringOf(env, argv[0], "key");
     std::vector<uint8_t> bytes;
     try {
-      bytes = g->store->get(key);
+      bytes = g.store->get(key);
     } catch (const std::exception& e) {
       throw JsError("c10d: the store has no key '" + key + "': " + std::string(e.what()).substr(0, 200));
     }
