@@ -122,6 +122,15 @@ export function showImage(r: Raster): void {
   display().png(r.toPng());
 }
 
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** Shows a PNG file as it is (a figure an experiment saved); refuses a file that is not a PNG. */
+export function showPngFile(file: string): void {
+  const bytes = fs.readFileSync(file);
+  if (!bytes.subarray(0, 8).equals(PNG_SIGNATURE)) throw new Error(`showPngFile: ${file} is not a PNG file (no PNG signature)`);
+  display().png(bytes);
+}
+
 /** Shows an HTML fragment (tables, notes). */
 export function showHtml(html: string): void {
   display().html(html);
