@@ -229,31 +229,29 @@ export function unitBackward(
   x: tf.Tensor4D | tf.Tensor4D[], r: tf.Tensor4D, w: UnitWeights, stats: ChannelStats, dOut: tf.Tensor4D,
   options: { releaseActivation?: boolean; releaseGradient?: boolean; target?: InputGradTarget; pooled?: boolean } = {},
 ): { dxs: tf.Tensor4D[]; weightGrads: tf.Tensor[] } {
+  if (options.pooled && Array.isArray(x)) throw new Error('unitBackward: a pooled unit takes its input whole, not as pieces');
   // The weights' gradient first: then r can go before the input gradient, as large, is made.
-  const weightGrads = convWeightGrads(r, w.conv, dOut);
+  const { dKernel, dBias } = convWeightGrads(r, w.conv, dOut);
+  const convGrads = [dKernel, ...(dBias ? [dBias] : [])];
   const rShape = r.shape;
   // The fused kernel needs only x; the fallback still reads r for the ReLU mask. The fused
   // kernel sums the BN gradient itself, so synchronised BatchNorm takes the composite path.
   const fused = hasFusedKernels() && !reducer;
   if (options.releaseActivation && (fused || options.pooled)) r.dispose();
-  const c = { dx: convInputGrad(rShape, w.conv, dOut), ...weightGrads };
+  const convDx = convInputGrad(rShape, w.conv, dOut);
   if (options.releaseGradient) dOut.dispose();
-  if (options.pooled && Array.isArray(x)) throw new Error('unitBackward: a pooled unit takes its input whole, not as pieces');
-  if (options.pooled && fused && hasKernel(BN_RELU_POOLED_GRAD) && (x as tf.Tensor4D).shape[1] % 2 === 0 && (x as tf.Tensor4D).shape[2] % 2 === 0) {
-    // The pool's gradient is dr / 4 over each window: the kernel reads it there, no full-size dr is made.
-    const quarter = tf.div(c.dx, 4) as tf.Tensor4D;
-    c.dx.dispose();
-    const p = fusedBnReluBackward(x, quarter, w.bn, stats, options.target, BN_RELU_POOLED_GRAD);
-    quarter.dispose();
-    return { dxs: p.dxs, weightGrads: [p.dGamma, p.dBeta, c.dKernel, ...(c.dBias ? [c.dBias] : [])] };
-  }
-  const dr = options.pooled ? avgPool2Backward(c.dx, x as tf.Tensor4D) : c.dx;
-  if (options.pooled) c.dx.dispose();
+  const full = (x as tf.Tensor4D).shape; // a pooled unit's x is whole (checked above)
+  const pooledKernel = !!options.pooled && fused && hasKernel(BN_RELU_POOLED_GRAD) && full[1] % 2 === 0 && full[2] % 2 === 0;
+  // The pool's gradient is dr / 4 over each window: the pooled kernel reads it there, no full-size dr is made.
+  const dr = pooledKernel ? (tf.div(convDx, 4) as tf.Tensor4D) : options.pooled ? avgPool2Backward(convDx, x as tf.Tensor4D) : convDx;
+  if (dr !== convDx) convDx.dispose();
   const mask = fused || options.pooled ? undefined : r;
-  const b = bnReluGradients(x, dr, w.bn, stats, { target: options.target, activation: mask });
+  const b = pooledKernel
+    ? fusedBnReluBackward(x, dr, w.bn, stats, options.target, BN_RELU_POOLED_GRAD)
+    : bnReluGradients(x, dr, w.bn, stats, { target: options.target, activation: mask });
   if (mask && options.releaseActivation) mask.dispose();
   dr.dispose();
-  return { dxs: b.dxs, weightGrads: [b.dGamma, b.dBeta, c.dKernel, ...(c.dBias ? [c.dBias] : [])] };
+  return { dxs: b.dxs, weightGrads: [b.dGamma, b.dBeta, ...convGrads] };
 }
 
 /**
